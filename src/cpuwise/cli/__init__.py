@@ -1,0 +1,1 @@
+"""The `cpuwise` command line: one module per subcommand, each exposing `register(app)`."""

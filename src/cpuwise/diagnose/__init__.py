@@ -1,0 +1,1 @@
+"""Decide: pure rules over a Recording produce Findings with evidence and a fix."""

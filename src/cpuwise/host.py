@@ -1,0 +1,194 @@
+"""Facts about the machine that decide how much parallelism a job can really use.
+
+`usable_cores()` honours CPU affinity *and* the cgroup CPU quota (containers, Kubernetes limits), not
+just `os.cpu_count()`. `cpu_flags()` reports the instruction-set features that decide which INT8
+kernels are fast and accurate (VNNI avoids the u8s8 saturation of AVX2-only CPUs).
+
+All functions read plain files and are cheap; pass `root` to read a recorded /proc + /sys tree in tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Flags from /proc/cpuinfo that matter for inference kernels, with a short meaning for reports.
+INFERENCE_FLAGS: dict[str, str] = {
+    "avx2": "AVX2 (256-bit SIMD)",
+    "fma": "fused multiply-add",
+    "avx512f": "AVX-512 foundation",
+    "avx512bw": "AVX-512 byte/word",
+    "avx512_vnni": "AVX-512 VNNI (fast, exact INT8 dot products)",
+    "avx_vnni": "AVX-VNNI (256-bit INT8 dot products)",
+    "avx512_bf16": "AVX-512 BF16",
+    "amx_tile": "AMX tiles",
+    "amx_int8": "AMX INT8",
+    "amx_bf16": "AMX BF16",
+}
+
+
+@dataclass(frozen=True)
+class CpuQuota:
+    """The CPU limit that applies to this process, in cores (None = unlimited)."""
+
+    cores: float | None
+    source: str  # "cgroup v2 cpu.max", "cgroup v1 cfs", or "none"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """A snapshot of the machine for reports and for sizing worker pools."""
+
+    logical_cores: int
+    affinity_cores: int
+    quota: CpuQuota
+    usable_cores: int
+    memory_total_bytes: int
+    memory_limit_bytes: int | None
+    cpu_model: str
+    cpu_flags: dict[str, bool] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_dirs(root: Path) -> list[Path]:
+    """The cgroup directories of this process, most specific first (v2 unified and v1 cpu)."""
+    out: list[Path] = []
+    text = _read(root / "proc/self/cgroup") or ""
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        rel = rel.lstrip("/")
+        if controllers == "":
+            out.append(root / "sys/fs/cgroup" / rel)
+        elif "cpu" in controllers.split(","):
+            for name in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+                out.append(root / "sys/fs/cgroup" / name / rel)
+    out.append(root / "sys/fs/cgroup")
+    return out
+
+
+def cpu_quota(root: Path = Path("/")) -> CpuQuota:
+    """The cgroup CPU quota in cores, or CpuQuota(None, "none") when unlimited."""
+    for d in _cgroup_dirs(root):
+        v2 = _read(d / "cpu.max")
+        if v2 is not None:
+            quota, _, period = v2.partition(" ")
+            if quota == "max":
+                return CpuQuota(None, "none")
+            try:
+                return CpuQuota(int(quota) / int(period or "100000"), "cgroup v2 cpu.max")
+            except ValueError:
+                continue
+        q = _read(d / "cpu.cfs_quota_us")
+        p = _read(d / "cpu.cfs_period_us")
+        if q is not None and p is not None:
+            try:
+                qi, pi = int(q), int(p)
+            except ValueError:
+                continue
+            if qi <= 0 or pi <= 0:
+                return CpuQuota(None, "none")
+            return CpuQuota(qi / pi, "cgroup v1 cfs")
+    return CpuQuota(None, "none")
+
+
+def affinity_cores() -> int:
+    """Cores this process may run on (sched_getaffinity), falling back to os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def usable_cores(root: Path = Path("/")) -> int:
+    """Cores a job can really use: min(affinity, ceil(cgroup quota)), at least 1."""
+    n = affinity_cores()
+    q = cpu_quota(root).cores
+    if q is not None:
+        n = min(n, max(1, math.ceil(q - 1e-9)))
+    return max(1, n)
+
+
+def memory_total() -> int:
+    """Physical memory in bytes."""
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def memory_limit(root: Path = Path("/")) -> int | None:
+    """The cgroup memory limit in bytes, or None when there is none (or it exceeds RAM)."""
+    for d in _cgroup_dirs(root):
+        for name in ("memory.max", "memory.limit_in_bytes"):
+            text = _read(d / name)
+            if text is None:
+                continue
+            if text == "max":
+                return None
+            try:
+                value = int(text)
+            except ValueError:
+                continue
+            return value if value < (1 << 60) else None
+    return None
+
+
+def usable_memory(root: Path = Path("/")) -> int:
+    """Memory a job can use: min(physical RAM, cgroup limit)."""
+    total = memory_total()
+    limit = memory_limit(root)
+    return min(total, limit) if limit else total
+
+
+def cpu_flags(root: Path = Path("/")) -> dict[str, bool]:
+    """Which of INFERENCE_FLAGS this CPU has (all False where /proc/cpuinfo is unreadable)."""
+    text = _read(root / "proc/cpuinfo") or ""
+    present: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            present = set(line.partition(":")[2].split())
+            break
+    return {flag: flag in present for flag in INFERENCE_FLAGS}
+
+
+def has_vnni(flags: dict[str, bool] | None = None) -> bool:
+    """True if the CPU has INT8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flags.get(f, False) for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def cpu_model(root: Path = Path("/")) -> str:
+    text = _read(root / "proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def host_facts(root: Path = Path("/")) -> HostFacts:
+    """Everything above in one snapshot."""
+    return HostFacts(
+        logical_cores=os.cpu_count() or 1,
+        affinity_cores=affinity_cores(),
+        quota=cpu_quota(root),
+        usable_cores=usable_cores(root),
+        memory_total_bytes=memory_total(),
+        memory_limit_bytes=memory_limit(root),
+        cpu_model=cpu_model(root),
+        cpu_flags=cpu_flags(root),
+    )

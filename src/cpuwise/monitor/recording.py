@@ -1,0 +1,173 @@
+"""The plain data a doctor run collects: the contract between collect, decide and render.
+
+Everything here is a dataclass of plain values (numbers, strings, lists, dicts) so a Recording saves
+to JSON and loads back unchanged (`Recording.from_dict(r.to_dict()) == r`), and the rules in
+`cpuwise.diagnose` can be tested on recorded or hand-written traces without a GPU.
+
+Times `t` are seconds since the recording started (monotonic clock). Percentages are 0-100 per core
+for processes (a process using two full cores reads 200) and 0-100 of the whole device for GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cpuwise.errors import RecordingError
+
+FORMAT_VERSION = 1
+
+# How the job ended.
+END_EXITED = "exited"  # ran to completion (any exit code)
+END_CRASHED = "crashed"  # killed by a signal or an uncaught exception
+END_INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM to the doctor
+END_HUNG = "hung"  # no step progress for --hang-timeout; the doctor ended it
+END_NOT_FOUND = "not_found"  # the command could not be started
+
+T = TypeVar("T")
+
+
+@dataclass
+class ProcessSample:
+    """One process of the job's tree at one moment."""
+
+    t: float
+    pid: int
+    ppid: int
+    name: str
+    role: str  # "main", "worker" (e.g. a DataLoader worker), "child"
+    cpu_percent: float  # since the previous sample, 100 = one full core
+    num_threads: int
+    ctx_voluntary: int  # cumulative
+    ctx_involuntary: int  # cumulative
+    rss_bytes: int
+    uss_bytes: int | None
+    read_bytes: int | None  # cumulative
+    status: str  # psutil status: running, sleeping, disk-sleep, zombie, ...
+    cpu_core: int | None = None  # last core it ran on
+
+
+@dataclass
+class SystemSample:
+    """The whole machine at one moment."""
+
+    t: float
+    cpu_percent_per_core: list[float]
+    iowait_percent: float | None
+    load1: float
+    procs_running: int | None  # run queue length from /proc/stat
+    mem_used_bytes: int
+    mem_total_bytes: int
+    swap_used_bytes: int
+
+
+@dataclass
+class GpuSample:
+    """One GPU at one moment."""
+
+    t: float
+    index: int
+    util_percent: float | None
+    mem_used_bytes: int | None
+    mem_total_bytes: int | None
+    power_w: float | None
+    sm_clock_mhz: float | None
+    sm_activity_percent: float | None = None  # GPM SM activity where supported (Hopper)
+    process_mem_bytes: dict[str, int] = field(default_factory=dict)  # pid (as str) -> bytes
+
+
+@dataclass
+class StepRecord:
+    """One training step split into where the time went (seconds)."""
+
+    index: int
+    t_start: float
+    data_wait_s: float  # blocked in the data iterator's __next__
+    compute_s: float  # everything else in the step on the host
+    sync_s: float = 0.0  # host blocked on the device (cuda synchronize, .item(), .cpu())
+    pid: int | None = None
+
+    @property
+    def total_s(self) -> float:
+        return self.data_wait_s + self.compute_s + self.sync_s
+
+
+@dataclass
+class GpuStatus:
+    """Whether GPU metrics were collected, and if not, why."""
+
+    available: bool
+    reason: str = ""  # e.g. "nvidia-ml-py is not installed", "no NVIDIA driver (NVML_ERROR_...)"
+    devices: list[str] = field(default_factory=list)  # device names
+    sm_metric: str | None = None  # e.g. "GPM SM_OCCUPANCY" or "nvmlDeviceGetUtilizationRates"
+
+
+@dataclass
+class Recording:
+    """Everything one doctor run collected."""
+
+    command: list[str]
+    started_at: str  # ISO 8601 wall clock
+    duration_s: float
+    interval_s: float
+    end_reason: str  # one of END_*
+    exit_code: int | None
+    host: dict[str, Any]  # cpuwise.host.HostFacts.to_dict()
+    gpu: GpuStatus
+    system: list[SystemSample] = field(default_factory=list)
+    processes: list[ProcessSample] = field(default_factory=list)
+    gpus: list[GpuSample] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    # Reported by the instrumented job: torch/OpenMP/BLAS thread pools (threadpoolctl), dataloader
+    # settings (num_workers, batch_size, pin_memory), and `cpuwise.data` pipeline stats.
+    job_info: dict[str, Any] = field(default_factory=dict)
+    pipeline_stats: list[dict[str, Any]] = field(default_factory=list)
+    stacks: dict[str, str] = field(default_factory=dict)  # pid (as str) -> stack dump text
+    notes: list[str] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recording:
+        version = data.get("version")
+        if version != FORMAT_VERSION:
+            raise RecordingError(
+                f"expected a cpuwise recording of format version {FORMAT_VERSION}, found version "
+                f"{version!r}. Re-record it with this cpuwise version."
+            )
+        try:
+            kw = dict(data)
+            kw["gpu"] = GpuStatus(**data["gpu"])
+            kw["system"] = [SystemSample(**s) for s in data.get("system", [])]
+            kw["processes"] = [ProcessSample(**s) for s in data.get("processes", [])]
+            kw["gpus"] = [GpuSample(**s) for s in data.get("gpus", [])]
+            kw["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in kw.items() if k in known})
+        except (KeyError, TypeError) as exc:
+            raise RecordingError(
+                f"the recording is missing or has malformed fields ({exc}); expected the JSON "
+                "written by `cpuwise doctor` (recording.json)."
+            ) from exc
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recording:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RecordingError(f"cannot read recording {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RecordingError(f"expected a JSON object in {path}, found {type(data).__name__}")
+        if "recording" in data and isinstance(data["recording"], dict):  # a report.json
+            data = data["recording"]
+        return cls.from_dict(data)

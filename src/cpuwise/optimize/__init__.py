@@ -1,0 +1,1 @@
+"""cpuwise optimize: the fastest CPU version of a model within an accuracy budget."""
