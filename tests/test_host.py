@@ -8,6 +8,12 @@ import pytest
 
 from cpuwise import host
 
+V1 = "sys/fs/cgroup/cpu,cpuacct/k8s"
+
+
+def _v1(quota: str) -> dict[str, str]:
+    return {f"{V1}/cpu.cfs_quota_us": quota, f"{V1}/cpu.cfs_period_us": "100000"}
+
 
 def _tree(tmp_path: Path, cgroup: str, files: dict[str, str], flags: str = "fpu avx2 fma") -> Path:
     (tmp_path / "proc/self").mkdir(parents=True)
@@ -25,15 +31,14 @@ def _tree(tmp_path: Path, cgroup: str, files: dict[str, str], flags: str = "fpu 
     [
         ("0::/job\n", {"sys/fs/cgroup/job/cpu.max": "150000 100000"}, 1.5, "cgroup v2 cpu.max"),
         ("0::/job\n", {"sys/fs/cgroup/job/cpu.max": "max 100000"}, None, "none"),
-        ("4:cpu,cpuacct:/k8s\n", {"sys/fs/cgroup/cpu,cpuacct/k8s/cpu.cfs_quota_us": "50000",
-                                   "sys/fs/cgroup/cpu,cpuacct/k8s/cpu.cfs_period_us": "100000"}, 0.5,
-         "cgroup v1 cfs"),
-        ("4:cpu,cpuacct:/k8s\n", {"sys/fs/cgroup/cpu,cpuacct/k8s/cpu.cfs_quota_us": "-1",
-                                   "sys/fs/cgroup/cpu,cpuacct/k8s/cpu.cfs_period_us": "100000"}, None, "none"),
+        ("4:cpu,cpuacct:/k8s\n", _v1("50000"), 0.5, "cgroup v1 cfs"),
+        ("4:cpu,cpuacct:/k8s\n", _v1("-1"), None, "none"),
         ("0::/\n", {}, None, "none"),
     ],
 )
-def test_cpu_quota(tmp_path: Path, cgroup: str, files: dict[str, str], cores: float | None, source: str) -> None:
+def test_cpu_quota(
+    tmp_path: Path, cgroup: str, files: dict[str, str], cores: float | None, source: str
+) -> None:
     q = host.cpu_quota(_tree(tmp_path, cgroup, files))
     assert q.cores == cores
     assert q.source == source

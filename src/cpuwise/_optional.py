@@ -23,6 +23,8 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "tensorboard": ("tensorboard", "tensorboard"),
     "sentence_transformers": ("sentence-transformers", "models"),
     "sklearn": ("scikit-learn", "models"),
+    "keras": ("keras", "keras"),
+    "jax": ("jax", "jax"),
 }
 
 

@@ -20,28 +20,10 @@ def _version(dist: str) -> str | None:
 
 
 def probe_gpus() -> dict[str, Any]:
-    """GPU names through NVML, or why there are none."""
-    try:
-        import pynvml
-    except ImportError:
-        return {"available": False, "reason": "nvidia-ml-py is not installed (pip install 'cpuwise[gpu]')",
-                "devices": []}
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # pynvml raises NVMLError subclasses; any failure means no GPU metrics
-        return {"available": False, "reason": f"NVML could not start: {exc}", "devices": []}
-    try:
-        devices = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            devices.append({"index": i, "name": name if isinstance(name, str) else name.decode(),
-                            "memory_total_bytes": int(mem.total)})
-        return {"available": bool(devices), "reason": "" if devices else "NVML found no GPU",
-                "devices": devices, "driver": str(pynvml.nvmlSystemGetDriverVersion())}
-    finally:
-        pynvml.nvmlShutdown()
+    """GPU names through NVML, or why there are none (the doctor's NVML probe)."""
+    from cpuwise.monitor.nvml import probe_gpus as nvml_probe
+
+    return nvml_probe()
 
 
 def thread_pools(load_torch: bool = True) -> dict[str, Any]:

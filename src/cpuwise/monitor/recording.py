@@ -75,6 +75,7 @@ class GpuSample:
     power_w: float | None
     sm_clock_mhz: float | None
     sm_activity_percent: float | None = None  # GPM SM activity where supported (Hopper)
+    sm_occupancy_percent: float | None = None  # GPM SM occupancy (warps active / max), Hopper
     process_mem_bytes: dict[str, int] = field(default_factory=dict)  # pid (as str) -> bytes
 
 

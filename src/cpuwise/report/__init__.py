@@ -1,1 +1,42 @@
-"""Render: terminal, HTML, JSON and TensorBoard views of a Recording and its Findings."""
+"""Render: terminal, HTML, JSON and TensorBoard views of a Recording and its Findings.
+
+Example:
+    from cpuwise.report import write_reports
+    paths = write_reports(rec, diagnose(rec), Path("doctor-out"))   # {"html": ..., "json": ..., ...}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cpuwise.diagnose.findings import Finding
+    from cpuwise.monitor.recording import Recording
+
+__all__ = ["write_reports"]
+
+
+def write_reports(rec: Recording, findings: list[Finding], out_dir: Path) -> dict[str, Path]:
+    """Write report.html, report.json, recording.json and (when tensorboard is installed) tb/.
+
+    Returns {"html", "json", "recording"[, "tensorboard"]} -> path. When TensorBoard is skipped, the
+    reason is added to `rec.notes` before anything is written, so every report says it.
+    """
+    from cpuwise.report.html import render_html
+    from cpuwise.report.jsonout import write_json
+    from cpuwise.report.tensorboard import write_tensorboard
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tb_dir, why = write_tensorboard(rec, out_dir)
+    if why and why not in rec.notes:
+        rec.notes.append(why)
+    paths: dict[str, Path] = {}
+    html = out_dir / "report.html"
+    html.write_text(render_html(rec, findings), encoding="utf-8")
+    paths["html"] = html
+    paths.update(write_json(rec, findings, out_dir))
+    if tb_dir is not None:
+        paths["tensorboard"] = tb_dir
+    return paths

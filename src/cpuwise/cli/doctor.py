@@ -1,0 +1,105 @@
+"""`cpuwise doctor -- COMMAND ARGS...`: run a job, record it, name its bottleneck with a fix."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_OUT = Path("cpuwise-report")
+EXIT_NOT_FOUND = 127  # the shell's "command not found"
+
+
+def _err(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(msg, markup=False)
+
+
+def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
+    """Diagnose `rec`, write the reports to `out` and print the summary (or JSON)."""
+    from cpuwise.diagnose import diagnose
+    from cpuwise.report import write_reports
+    from cpuwise.report.terminal import render_summary
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        findings = diagnose(rec)
+        paths = write_reports(rec, findings, out)
+    except Exception as exc:  # keep the recording even when a rule or renderer fails
+        saved = rec.save(out / "recording.json")
+        _err(f"cpuwise doctor: could not diagnose or render ({type(exc).__name__}: {exc}); the "
+             f"recording is saved at {saved}. Re-run with `cpuwise doctor --from {saved}`.")
+        raise typer.Exit(1 if rec.exit_code in (None, 0) else rec.exit_code) from exc
+    if as_json:
+        typer.echo(json.dumps({"end_reason": rec.end_reason, "exit_code": rec.exit_code,
+                               "findings": [f.to_dict() for f in findings],
+                               "reports": {k: str(v) for k, v in paths.items()}}, indent=1))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(render_summary(rec, findings))
+    for name, path in paths.items():
+        console.print(f"[dim]{name}:[/dim] {path}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "doctor",
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    )
+    def doctor(
+        command: Annotated[list[str] | None, typer.Argument(help="The command to run, after `--`.")] = None,
+        out: Annotated[Path, typer.Option("--out", help="Directory for report.html/json.")] = DEFAULT_OUT,
+        interval: float = typer.Option(0.1, "--interval", help="Seconds between samples."),
+        hang_timeout: float = typer.Option(0.0, "--hang-timeout",
+                                           help="End the job after this many seconds without step "
+                                                "progress while its CPU idles (0: never)."),
+        as_json: bool = typer.Option(False, "--json", help="Print findings as JSON."),
+        from_: Annotated[Path | None, typer.Option(
+            "--from", help="Re-diagnose a saved recording.json / report.json instead of running anything.")
+        ] = None,
+    ) -> None:
+        """Run COMMAND and say where its CPU and GPU time goes, with the fix.
+
+        Example: cpuwise doctor --out report -- python train.py --epochs 1
+        """
+        from cpuwise.errors import CommandNotFoundError, ConfigError, RecordingError
+        from cpuwise.monitor.recording import Recording
+
+        if from_ is not None:
+            try:
+                rec = Recording.load(from_)
+            except RecordingError as exc:
+                _err(f"cpuwise doctor: {exc}")
+                raise typer.Exit(2) from exc
+            diagnose_and_report(rec, out, as_json=as_json)
+            return
+        from cpuwise.monitor.runner import run_job
+
+        try:
+            rec = run_job(list(command or []), interval=interval, hang_timeout=hang_timeout or None)
+        except CommandNotFoundError as exc:
+            _err(f"cpuwise doctor: {exc}")
+            raise typer.Exit(EXIT_NOT_FOUND) from exc
+        except ConfigError as exc:
+            _err(f"cpuwise doctor: {exc}")
+            raise typer.Exit(2) from exc
+        sys.stdout.flush()
+        diagnose_and_report(rec, out, as_json=as_json)
+        raise typer.Exit(rec.exit_code or 0)
+
+
+def main() -> None:
+    """`python -m cpuwise.cli.doctor ...`: the doctor alone (what `cpuwise doctor` runs)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""A drop-in for torch.utils.data.DataLoader built on the cpuwise engine.
+
+    from cpuwise.data.adapters.torch import DataLoader      # instead of torch.utils.data
+    loader = DataLoader(train_set, batch_size=64, shuffle=True)   # num_workers chosen for you
+    for epoch in range(10):
+        loader.set_epoch(epoch)              # optional: like DistributedSampler.set_epoch
+        for x, y in loader: ...
+
+A map-style dataset (`__getitem__` and `__len__`) becomes from_sequence(indices) -> shuffle -> map(
+dataset.__getitem__) -> batch(collate). Samples cross from workers as numpy arrays (tensors are
+converted in the worker, zero-copy), and batches are collated with torch's default_collate (or your
+collate_fn) into tensors, as torch's loader would. The engine picks and re-tunes the worker count
+within the CPU budget; each epoch reshuffles (or follows set_epoch); state_dict()/load_state_dict()
+resume mid-epoch. A torch DistributedSampler passed as `sampler` shards the indices like it does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+
+import numpy as np
+
+from cpuwise._optional import require
+from cpuwise.errors import ConfigError
+
+
+class _Fetch:
+    """dataset[i] with tensors turned into numpy arrays, so workers can return them without pickling."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __call__(self, index: Any) -> Any:
+        return _to_numpy(self.dataset[int(index)])
+
+
+def _to_numpy(tree: Any) -> Any:
+    if isinstance(tree, tuple):
+        return tuple(_to_numpy(t) for t in tree)
+    if isinstance(tree, list):
+        return [_to_numpy(t) for t in tree]
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    if type(tree).__module__.startswith("torch") and hasattr(tree, "numpy"):
+        return tree.detach().cpu().numpy()
+    return tree
+
+
+def _to_tensors(tree: Any) -> Any:
+    from cpuwise.data.adapters._torch_convert import host_tensor
+
+    if isinstance(tree, tuple):
+        return tuple(_to_tensors(t) for t in tree)
+    if isinstance(tree, list):
+        return [_to_tensors(t) for t in tree]
+    if isinstance(tree, dict):
+        return {k: _to_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, np.ndarray) and tree.dtype.kind in "biufc":
+        return host_tensor(tree, pin=False)
+    return tree
+
+
+class _Collate:
+    """Samples (numpy) -> tensors -> the user's collate_fn or torch's default_collate."""
+
+    def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, samples: list[Any]) -> Any:
+        torch = require("torch", extra="torch")
+        fn = self.collate_fn or torch.utils.data.default_collate
+        return fn([_to_tensors(s) for s in samples])
+
+
+class _SamplerView:
+    """What `loader.sampler` offers torch code: set_epoch() and len() in samples."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._loader = loader
+
+    def set_epoch(self, epoch: int) -> None:
+        self._loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self._loader._indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._loader._indices.tolist())
+
+
+class DataLoader:
+    """torch.utils.data.DataLoader's interface, cpuwise's engine underneath (see the module docstring).
+
+    Extra keyword arguments: seed (shuffle seed; default from `generator` or 0), device (move batches
+    there, pinned and non_blocking), cpu_budget (cores the workers may use).
+    Not supported (raise ConfigError): batch_sampler, samplers other than DistributedSampler,
+    worker_init_fn (each sample's randomness comes from cpuwise.data.transform.sample_rng instead).
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int | None = 1,
+        shuffle: bool | None = None,
+        sampler: Any = None,
+        batch_sampler: Any = None,
+        num_workers: int | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Callable[[int], None] | None = None,
+        multiprocessing_context: Any = None,
+        generator: Any = None,
+        *,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+        pin_memory_device: str = "",
+        in_order: bool = True,
+        seed: int | None = None,
+        device: Any = None,
+        cpu_budget: float | None = None,
+    ) -> None:
+        if batch_sampler is not None or worker_init_fn is not None:
+            what, found = (("batch_sampler", batch_sampler) if batch_sampler is not None
+                           else ("worker_init_fn", worker_init_fn))
+            raise ConfigError(
+                f"cpuwise DataLoader: {what} is not supported (expected None, found {type(found).__name__}); "
+                "fix: use batch_size/shuffle/drop_last, and draw per-sample randomness from the rng that "
+                "cpuwise passes to RandomTransform maps (same numbers whatever the worker count)."
+            )
+        if batch_size is None or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r} (unbatched loading: use "
+                              "cpuwise.data.from_sequence(dataset) directly).")
+        if num_workers is not None and num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0 or None (auto), got {num_workers}.")
+        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            raise ConfigError(
+                f"cpuwise DataLoader expects a map-style dataset (__getitem__ and __len__), found "
+                f"{type(dataset).__name__}; fix: for an iterable dataset use "
+                "cpuwise.data.from_iterable(lambda: iter(ds)).batch(n).to_torch()."
+            )
+        self.dataset, self.batch_size, self.drop_last = dataset, int(batch_size), bool(drop_last)
+        self.num_workers, self.pin_memory, self.collate_fn = num_workers, bool(pin_memory), collate_fn
+        # Accepted for compatibility; the engine decides prefetching, worker lifetime and start method.
+        self.timeout, self.prefetch_factor = timeout, prefetch_factor
+        self.persistent_workers, self.multiprocessing_context = persistent_workers, multiprocessing_context
+        self.generator, self.in_order = generator, in_order
+        self.pin_memory_device, self.device, self.cpu_budget = pin_memory_device, device, cpu_budget
+        self._shuffle, self._shard = _read_sampler(sampler, bool(shuffle))
+        self.seed = int(seed if seed is not None else (generator.initial_seed() if generator is not None
+                                                        else (self._shard or {}).get("seed", 0)))
+        self._indices = _indices(len(dataset), self._shard)
+        self.sampler = _SamplerView(self)
+        self._pipeline: Any = None
+
+    # --- torch DataLoader surface --------------------------------------------------------------
+    def __len__(self) -> int:
+        n = len(self._indices)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next iteration runs epoch `epoch` (its own shuffle order); without calls, every
+        iteration advances the epoch by one, so each pass reshuffles as torch's loader does."""
+        self._batches().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        # The engine's iterator reports each delivery to `cpuwise doctor` itself.
+        return iter(self._placed())
+
+    # --- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Resume point: the epoch in progress and the position in it (after the last batch delivered)."""
+        return dict(self._batches().state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The next iteration continues the saved epoch right after its last delivered batch."""
+        self._batches().load_state_dict(state)
+
+    def stats(self) -> Any:
+        return self._batches().stats()
+
+    def close(self) -> None:
+        """Shut the workers down now (they also go when the loader is garbage-collected)."""
+        if self._pipeline is not None:
+            self._pipeline.close()
+
+    # --- the pipeline ----------------------------------------------------------------------------
+    def _batches(self) -> Any:
+        if self._pipeline is None:
+            from cpuwise.data import from_sequence
+
+            ds = from_sequence(cast(Sequence[int], self._indices), name="DataLoader")
+            if self._shuffle:
+                ds = ds.shuffle(seed=self.seed)
+            fetch = _Fetch(self.dataset)
+            if self.num_workers == 0:
+                ds = ds.map(fetch, backend="inline", name="dataset[i]")
+            elif self.num_workers is None:
+                ds = ds.map(fetch, cpu_budget=self.cpu_budget, name="dataset[i]")
+            else:
+                ds = ds.map(fetch, workers=self.num_workers, name="dataset[i]")
+            self._pipeline = ds.batch(self.batch_size, drop_last=self.drop_last,
+                                      collate=_Collate(self.collate_fn))
+        return self._pipeline
+
+    def _placed(self) -> Any:
+        ds = self._batches()
+        return _Placed(ds, self.device, self.pin_memory) if self.device is not None or self.pin_memory else ds
+
+
+class _Placed:
+    """Pin (and move, when `device` is set) each collated batch of tensors."""
+
+    def __init__(self, ds: Any, device: Any, pin: bool) -> None:
+        self.ds, self.device, self.pin = ds, device, pin
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ds, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        torch = require("torch", extra="torch")
+        cuda = torch.cuda.is_available()
+        for batch in self.ds:
+            if self.pin and cuda:
+                batch = _apply(batch, lambda t: t.pin_memory())
+            if self.device is not None:
+                batch = _apply(batch, lambda t: t.to(self.device, non_blocking=True))
+            yield batch
+
+
+def _apply(tree: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(tree, tuple | list):
+        return type(tree)(_apply(t, fn) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _apply(v, fn) for k, v in tree.items()}
+    return fn(tree) if hasattr(tree, "pin_memory") else tree
+
+
+def _read_sampler(sampler: Any, shuffle: bool) -> tuple[bool, dict[str, Any] | None]:
+    """(shuffle, shard) from torch's arguments; a DistributedSampler (duck-typed) becomes a shard."""
+    if sampler is None:
+        return shuffle, None
+    if all(hasattr(sampler, a) for a in ("num_replicas", "rank", "shuffle")):
+        if shuffle:
+            raise ConfigError("sampler and shuffle=True are mutually exclusive (as in torch); "
+                              "fix: drop shuffle=True (the sampler's shuffle setting is used).")
+        return bool(sampler.shuffle), {"num_replicas": int(sampler.num_replicas), "rank": int(sampler.rank),
+                                       "seed": int(getattr(sampler, "seed", 0)),
+                                       "drop_last": bool(getattr(sampler, "drop_last", False))}
+    name = type(sampler).__name__
+    if name == "SequentialSampler":
+        return False, None
+    if name == "RandomSampler" and not getattr(sampler, "replacement", False):
+        return True, None
+    raise ConfigError(
+        f"cpuwise DataLoader: expected sampler None, RandomSampler, SequentialSampler or DistributedSampler, "
+        f"found {name}; fix: use shuffle=True/False, or cpuwise.data.from_sequence(...) with your own "
+        "index order."
+    )
+
+
+def _indices(n: int, shard: dict[str, Any] | None) -> np.ndarray:
+    """All indices, or this rank's shard padded/truncated to equal length as DistributedSampler does
+    (ranks must run the same number of steps, or collective ops hang)."""
+    idx = np.arange(n, dtype=np.int64)
+    if shard is None:
+        return idx
+    world, rank = shard["num_replicas"], shard["rank"]
+    if shard["drop_last"]:
+        total = (n // world) * world
+        idx = idx[:total]
+    else:
+        total = math.ceil(n / world) * world
+        idx = np.resize(idx, total)  # repeats from the start, as DistributedSampler pads
+    return idx[rank:total:world]

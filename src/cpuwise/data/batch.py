@@ -1,0 +1,75 @@
+"""batch: group samples and collate them into stacked numpy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cpuwise.data.stage import Stage
+from cpuwise.errors import PipelineError
+
+
+def collate(samples: list[Any]) -> Any:
+    """Stack a list of samples field by field: tuples/lists/dicts recurse, arrays are stacked,
+    Python ints become int64 arrays, floats float64, bools bool; anything else stays a list."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        return tuple(collate([s[i] for s in samples]) for i in range(len(first)))
+    if isinstance(first, list):
+        return [collate([s[i] for s in samples]) for i in range(len(first))]
+    if isinstance(first, dict):
+        return {k: collate([s[k] for s in samples]) for k in first}
+    if isinstance(first, np.ndarray):
+        try:
+            return np.stack(samples)
+        except ValueError as exc:
+            shapes = sorted({tuple(s.shape) for s in samples})[:3]
+            raise PipelineError(
+                f"batch: expected arrays of one shape to stack, found shapes {shapes}. Fix: crop or "
+                "resize every sample to one size in a map() before batch()."
+            ) from exc
+    if isinstance(first, (bool, np.bool_)):
+        return np.asarray(samples, dtype=bool)
+    if isinstance(first, (int, np.integer)):
+        return np.asarray(samples, dtype=np.int64 if isinstance(first, int) else None)
+    if isinstance(first, (float, np.floating)):
+        return np.asarray(samples)
+    return list(samples)
+
+
+class BatchStage(Stage):
+    kind = "batch"
+
+    def __init__(self, upstream: Stage, size: int, drop_last: bool,
+                 collate_fn: Callable[[list[Any]], Any] | None) -> None:
+        super().__init__(f"batch({size}{', drop_last' if drop_last else ''})", upstream)
+        self.size, self.drop_last = size, drop_last
+        self.collate_fn = collate if collate_fn is None else collate_fn
+
+    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
+        super().reset(initial_state)
+        assert self.upstream is not None
+        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+
+    def next(self) -> Any:
+        assert self.upstream is not None
+        items: list[Any] = []
+        while len(items) < self.size:
+            try:
+                items.append(self.upstream.__next__())
+            except StopIteration:
+                break
+        if not items or (self.drop_last and len(items) < self.size):
+            raise StopIteration
+        import time
+
+        t0 = time.perf_counter()
+        out = self.collate_fn(items)
+        self.stats.work_time_s += time.perf_counter() - t0
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        assert self.upstream is not None
+        return {self.UPSTREAM_KEY: self.upstream.get_state()}

@@ -1,0 +1,207 @@
+"""The user-facing iterator: runs the stages, times the consumer, autotunes, reports.
+
+Per delivered item it measures the time spent inside `__next__` (the consumer's wait), reports it
+to `cpuwise doctor` when one is listening (`cpuwise.monitor.channel`), and every TUNE_INTERVAL_S
+asks the pure autotuner for a new config, which the stages apply between chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from cpuwise.data import autotune
+from cpuwise.data.budget import Budget
+from cpuwise.data.build import Built, build, fingerprint
+from cpuwise.data.specs import MapSpec
+from cpuwise.data.stats import stage_entries
+from cpuwise.errors import PipelineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cpuwise.data.dataset import Dataset
+
+log = logging.getLogger("cpuwise.data")
+
+TUNE_FIRST_S = 0.5  # first decision after half a second: converge fast
+TUNE_INTERVAL_S = 1.5
+EMIT_INTERVAL_S = 2.0
+STATE_VERSION = 1
+MAX_DECISIONS = 200
+
+_channel: Any = None
+
+
+def channel() -> Any:
+    """cpuwise.monitor.channel when it exists and a doctor listens, else None (checked once)."""
+    global _channel
+    if _channel is None:
+        try:
+            from cpuwise.monitor import channel as ch
+
+            _channel = ch
+        except ImportError:
+            _channel = False
+    return _channel if _channel and getattr(_channel, "ACTIVE", False) else None
+
+
+class PipelineIterator:
+    def __init__(self, ds: Dataset, epoch: int, state: dict[str, Any] | None, budget: Budget) -> None:
+        # No reference back to `ds` (ds._last points here): without cycles a dropped pipeline is
+        # freed, and its workers stopped, as soon as the last reference goes.
+        self.epoch, self.budget = epoch, budget
+        self.decisions = ds._decisions
+        self.chain = ds._chain()
+        self.built: Built = build(self.chain, budget)
+        self.top = self.built.top
+        self.built.clock.value = epoch
+        self.top.reset(None if state is None else state.get("stages"))
+        self.items_out = 0
+        self.wait_s = 0.0
+        self.t_start = time.perf_counter()
+        self._finished = False
+        self._closed = False
+        self._superseded = False
+        self._next_tune = self.t_start + TUNE_FIRST_S
+        self._next_emit = self.t_start + EMIT_INTERVAL_S
+        self._window = (self.t_start, 0.0, [(0, 0.0) for _ in self.built.maps])
+        if not self.decisions:
+            self._decide_initial()
+
+    # --- iteration ------------------------------------------------------------------------------
+    def __iter__(self) -> PipelineIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._superseded:
+            raise PipelineError(
+                "this iterator was closed by a newer iter(ds) on the same Dataset: expected one live "
+                "iterator per Dataset, found two. Fix: finish or drop the first iterator, or derive a "
+                "second pipeline (e.g. ds.batch(...)) for a second concurrent stream."
+            )
+        if self._finished or self._closed:
+            raise StopIteration
+        t0 = time.perf_counter()
+        try:
+            item = self.top.__next__()
+        except StopIteration:
+            t1 = time.perf_counter()
+            self.wait_s += t1 - t0
+            self._finished = True
+            ch = channel()
+            if ch is not None:
+                ch.note_next(t0, t1, stream=id(self), end=True)
+                ch.emit("pipeline_stats", self.stats())
+            raise
+        t1 = time.perf_counter()
+        self.wait_s += t1 - t0
+        self.items_out += 1
+        ch = channel()
+        if ch is not None:
+            ch.note_next(t0, t1, stream=id(self))
+            if t1 >= self._next_emit:
+                self._next_emit = t1 + EMIT_INTERVAL_S
+                ch.emit("pipeline_stats", self.stats())
+        if t1 >= self._next_tune:
+            self._tune(t1)
+        return item
+
+    def close(self) -> None:
+        """Stop background threads and cancel in-flight work (the warm pools stay with the ds)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.top.close()
+
+    def __del__(self) -> None:
+        if sys.is_finalizing():  # daemon threads are frozen now; the atexit hook stopped the pools
+            return
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
+                "stages": self.top.get_state()}
+
+    # --- autotune -------------------------------------------------------------------------------
+    def _decide_initial(self) -> None:
+        if not self.built.maps and not self.built.prefetches:
+            return
+        cfg = self._config()
+        why = (f"start: {cfg['workers']} worker(s) for {len(self.built.maps)} map group(s) within a "
+               f"CPU budget of {self.budget.cpu:g} cores")
+        self._record(cfg, why)
+
+    def _tune(self, now: float) -> None:
+        maps, pf = self.built.maps, self.built.prefetches
+        self._next_tune = now + TUNE_INTERVAL_S
+        if not any(m.tuned for m in maps) and not any(p.tuned for p in pf):
+            return
+        t_prev, wait_prev, map_prev = self._window
+        samples = []
+        for m, (items0, work0) in zip(maps, map_prev, strict=True):
+            items, work = m.gstats.items[0], sum(m.gstats.time_s)
+            samples.append(autotune.MapSample(m.name, m.tuned, max(1, m.workers() or 1), items - items0,
+                                              work - work0, m.item_bytes, m.max_workers))
+        p = pf[-1] if pf else None
+        stats = autotune.TuneStats(now - t_prev, self.wait_s - wait_prev, tuple(samples),
+                                   bool(p and p.tuned), p.depth if p else 2, p.item_bytes if p else 0)
+        cfg = autotune.pick_config(stats, self.budget)
+        self._window = (now, self.wait_s, [(m.gstats.items[0], sum(m.gstats.time_s)) for m in maps])
+        changed = False
+        for m, w, cap in zip(maps, cfg.workers, cfg.max_inflight_items or [None] * len(maps), strict=True):
+            if m.tuned and w != m.workers():
+                m.target_workers = w
+                changed = True
+            m.max_inflight_items = cap
+        if p is not None and p.tuned and cfg.prefetch != p.depth:
+            p.depth = cfg.prefetch
+            changed = True
+        if changed:
+            conf = self._config()
+            conf["workers"] = sum(cfg.workers)
+            conf["prefetch"] = cfg.prefetch if p is not None else 0
+            self._record(conf, cfg.why)
+        else:
+            log.debug("cpuwise.data: autotune: %s", cfg.why)
+
+    def _record(self, config: dict[str, Any], why: str) -> None:
+        t = round(time.time(), 3)
+        self.decisions.append({"t": t, "config": config, "why": why})
+        if len(self.decisions) > MAX_DECISIONS:  # keep the first (start) and the latest ones
+            del self.decisions[1 : len(self.decisions) - MAX_DECISIONS + 1]
+        log.info("cpuwise.data: autotune: %s (config %s)", why, config)
+
+    def _config(self) -> dict[str, Any]:
+        maps, pf = self.built.maps, self.built.prefetches
+        from cpuwise.data.specs import initial_workers
+
+        groups = _groups(self.chain)
+        workers = sum(m.workers() for m in maps) if any(m.pool for m in maps) else \
+            sum(initial_workers(groups, self.budget.cpu))
+        backend = "inline"
+        if maps:
+            first = next(s for s in self.chain if isinstance(s, MapSpec))
+            backend = maps[0].pool.backend if maps[0].pool is not None else (
+                "process" if first.backend == "auto" else first.backend)
+        return {"workers": int(workers), "backend": backend, "prefetch": pf[-1].depth if pf else 0,
+                **self.budget.to_dict()}
+
+    # --- stats ----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t_start
+        return {"pipeline": " -> ".join(fingerprint(self.chain)), "epoch": self.epoch,
+                "items_out": self.items_out,
+                "consumer_wait_ratio": round(min(1.0, self.wait_s / wall), 4) if wall > 0 else 0.0,
+                "config": self._config(), "stages": stage_entries(self.top, wall),
+                "decisions": list(self.decisions)}
+
+
+def _groups(chain: list[Any]) -> list[Any]:
+    from cpuwise.data.specs import group_maps
+
+    return [g for g in group_maps(chain) if isinstance(g, list)]

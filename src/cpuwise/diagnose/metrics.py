@@ -1,0 +1,248 @@
+"""Numbers derived from a Recording once, so every rule reads the same step split and CPU figures.
+
+Pure: `measure(rec)` only reads the recording. Averages are taken over the steady-state window (from
+the first step after warm-up to the end of the last step) when there are steps, else over the run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+from cpuwise.diagnose import thresholds as th
+from cpuwise.monitor.recording import ProcessSample, Recording, StepRecord
+
+
+@dataclass
+class StepStats:
+    """The split of the measured steps (warm-up excluded) into data-wait / compute / sync."""
+
+    n: int
+    n_total: int
+    skipped: int
+    mean_total_s: float
+    mean_wait_s: float
+    mean_compute_s: float
+    mean_sync_s: float
+
+    def share(self, part_s: float) -> float:
+        return part_s / self.mean_total_s if self.mean_total_s > 0 else 0.0
+
+    @property
+    def wait_share(self) -> float:
+        return self.share(self.mean_wait_s)
+
+    @property
+    def compute_share(self) -> float:
+        return self.share(self.mean_compute_s)
+
+    @property
+    def sync_share(self) -> float:
+        return self.share(self.mean_sync_s)
+
+
+@dataclass
+class Metrics:
+    """Everything the rules compare against thresholds."""
+
+    usable_cores: int
+    window: tuple[float, float]
+    steps: StepStats | None
+    n_system: int
+    role_cpu_cores: dict[str, float]  # mean cores busy per role ("main", "worker", "child")
+    job_cpu_cores: float
+    system_busy_cores: float | None
+    cpu_busy_fraction: float  # of the usable cores, max(job, whole machine)
+    workers_seen: int  # most worker processes alive at once
+    workers_configured: int | None  # from job_info.dataloaders
+    worker_cpu_each: float | None  # mean cores per worker process
+    iowait_percent: float | None
+    disk_sleep_share: float
+    read_rate_bps: float
+    involuntary_cs_per_core_s: float
+    runqueue_mean: float | None
+    gpu_util: float | None
+    gpu_sm_activity: float | None
+    gpu_mem_fraction: float | None
+    mem_series: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # worker pid -> bytes
+
+
+def usable_cores(rec: Recording) -> int:
+    n = rec.host.get("usable_cores") if isinstance(rec.host, dict) else None
+    if isinstance(n, int | float) and n >= 1:
+        return int(n)
+    if rec.system:
+        return max(1, len(rec.system[0].cpu_percent_per_core))
+    return 1
+
+
+def step_stats(steps: list[StepRecord], warmup: int | None = None) -> StepStats | None:
+    """Mean split of the steps after `warmup` (default WARMUP_STEPS; kept when dropping it would leave
+    fewer than MIN_STEPS)."""
+    if not steps:
+        return None
+    warmup = th.WARMUP_STEPS if warmup is None else warmup
+    ordered = sorted(steps, key=lambda s: (s.t_start, s.index))
+    skip = warmup if len(ordered) - warmup >= th.MIN_STEPS else 0
+    used = ordered[skip:]
+    n = len(used)
+    wait = sum(s.data_wait_s for s in used) / n
+    comp = sum(s.compute_s for s in used) / n
+    sync = sum(s.sync_s for s in used) / n
+    return StepStats(n, len(ordered), skip, wait + comp + sync, wait, comp, sync)
+
+
+def _window(rec: Recording) -> tuple[float, float]:
+    if rec.steps:
+        ordered = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
+        stats = step_stats(ordered)
+        first = ordered[stats.skipped if stats else 0]
+        last = max(ordered, key=lambda s: s.t_start + s.total_s)
+        t0, t1 = first.t_start, last.t_start + last.total_s
+        inside = [s for s in rec.system if t0 <= s.t <= t1]
+        if len(inside) >= th.MIN_SYSTEM_SAMPLES:
+            return (t0, t1)
+    return (0.0, max(rec.duration_s, max((s.t for s in rec.system), default=0.0)))
+
+
+def _per_pid(samples: list[ProcessSample]) -> dict[int, list[ProcessSample]]:
+    by_pid: dict[int, list[ProcessSample]] = defaultdict(list)
+    for p in samples:
+        by_pid[p.pid].append(p)
+    for lst in by_pid.values():
+        lst.sort(key=lambda p: p.t)
+    return by_pid
+
+
+def _rate(series: list[tuple[float, float]]) -> float:
+    """(last - first) / elapsed of a cumulative counter; 0 for fewer than two points."""
+    if len(series) < 2 or series[-1][0] <= series[0][0]:
+        return 0.0
+    return max(0.0, series[-1][1] - series[0][1]) / (series[-1][0] - series[0][0])
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return 0.0
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def sanitize(rec: Recording) -> Recording:
+    """A copy without the samples whose CPU ratios cannot be trusted.
+
+    A CPU percentage is a ratio over the time since the previous sample; when the sampler falls behind
+    and two samples land a few ms apart, that ratio reads 0 % or thousands of percent. Samples closer
+    than MIN_SAMPLE_GAP x interval to their predecessor are dropped, and a process never reads more
+    than every core of the machine.
+    """
+    gap = th.MIN_SAMPLE_GAP * rec.interval_s
+    system, last = [], None
+    for smp in sorted(rec.system, key=lambda x: x.t):
+        if last is None or smp.t - last >= gap:
+            system.append(smp)
+            last = smp.t
+    ceiling = 100.0 * max(
+        usable_cores(rec), max((len(x.cpu_percent_per_core) for x in rec.system), default=1)
+    )
+    procs = []
+    for lst in _per_pid(rec.processes).values():
+        prev = None
+        for p in lst:
+            if prev is None or p.t - prev >= gap:
+                procs.append(p if p.cpu_percent <= ceiling else replace(p, cpu_percent=ceiling))
+                prev = p.t
+    procs.sort(key=lambda p: (p.t, p.pid))
+    return replace(rec, system=system, processes=procs)
+
+
+def measure(rec: Recording) -> Metrics:
+    """Derive the metrics the rules use from a recording (after `sanitize`)."""
+    rec = sanitize(rec)
+    cores = usable_cores(rec)
+    t0, t1 = _window(rec)
+    system = [s for s in rec.system if t0 <= s.t <= t1] or rec.system
+    procs = [p for p in rec.processes if t0 <= p.t <= t1] or rec.processes
+    by_pid = _per_pid(procs)
+
+    # CPU per role: sum over processes at each sample time, then the mean over sample times. The first
+    # sample of each process reads 0 % (psutil has no previous reading), so it is left out.
+    first_t = {pid: lst[0].t for pid, lst in by_pid.items()}
+    times = sorted({p.t for p in procs})
+    per_t: dict[float, dict[str, float]] = {t: defaultdict(float) for t in times}
+    for p in procs:
+        if p.t != first_t[p.pid] or len(by_pid[p.pid]) == 1:
+            per_t[p.t][p.role] += p.cpu_percent / 100.0
+    roles = sorted({p.role for p in procs})
+    role_cpu = {r: sum(per_t[t][r] for t in times) / len(times) for r in roles} if times else {}
+    job_cpu = sum(role_cpu.values())
+
+    sys_busy = _mean([sum(s.cpu_percent_per_core) / 100.0 for s in system])
+    busy = min(1.0, max(job_cpu / cores, (sys_busy or 0.0) / cores))
+    if not rec.steps and times:
+        # No steps to bound the steady state: the median sample ignores start-up and shut-down.
+        job_med = _median([sum(per_t[t].values()) for t in times])
+        sys_med = _median([sum(s.cpu_percent_per_core) / 100.0 for s in system]) if system else 0.0
+        busy = min(1.0, max(job_med, sys_med) / cores)
+
+    workers = {pid: lst for pid, lst in by_pid.items() if lst[0].role == "worker"}
+    alive: dict[float, int] = defaultdict(int)
+    for lst in workers.values():
+        for p in lst:
+            alive[p.t] += 1
+    worker_vals = [p.cpu_percent / 100.0 for lst in workers.values() for p in lst[1:]]
+    configured = [
+        int(d.get("num_workers", 0))
+        for d in rec.job_info.get("dataloaders", []) or []
+        if isinstance(d, dict) and isinstance(d.get("num_workers"), int)
+    ]
+    sleep_pool = [p for lst in workers.values() for p in lst] or procs
+    disk_sleep = sum(p.status == "disk-sleep" for p in sleep_pool) / len(sleep_pool) if sleep_pool else 0.0
+
+    read_rate = sum(
+        _rate([(p.t, float(p.read_bytes)) for p in lst if p.read_bytes is not None])
+        for lst in by_pid.values()
+    )
+    inv_rate = sum(_rate([(p.t, float(p.ctx_involuntary)) for p in lst]) for lst in by_pid.values())
+    runq = [float(s.procs_running) for s in system if s.procs_running is not None]
+    iowait = [s.iowait_percent for s in system if s.iowait_percent is not None]
+
+    gpus = [g for g in rec.gpus if t0 <= g.t <= t1] or rec.gpus
+    mem_frac = [
+        g.mem_used_bytes / g.mem_total_bytes
+        for g in gpus
+        if g.mem_used_bytes is not None and g.mem_total_bytes
+    ]
+    # USS is sampled only now and then (it is expensive): use it for a pid only on the samples that
+    # carry it, so one series never mixes USS and RSS (which would fake growth or shrinkage).
+    mem_series = {}
+    for pid, lst in _per_pid([p for p in rec.processes if p.role == "worker"]).items():
+        uss = [(p.t, p.uss_bytes) for p in lst if p.uss_bytes is not None]
+        mem_series[pid] = uss if len(uss) >= 3 else [(p.t, p.rss_bytes) for p in lst]
+    return Metrics(
+        usable_cores=cores,
+        window=(t0, t1),
+        steps=step_stats(rec.steps),
+        n_system=len(rec.system),
+        role_cpu_cores=role_cpu,
+        job_cpu_cores=job_cpu,
+        system_busy_cores=sys_busy,
+        cpu_busy_fraction=busy,
+        workers_seen=max(alive.values(), default=0),
+        workers_configured=max(configured) if configured else None,
+        worker_cpu_each=_mean(worker_vals),
+        iowait_percent=_mean([float(v) for v in iowait]),
+        disk_sleep_share=disk_sleep,
+        read_rate_bps=read_rate,
+        involuntary_cs_per_core_s=inv_rate / cores,
+        runqueue_mean=_mean(runq),
+        gpu_util=_mean([g.util_percent for g in gpus if g.util_percent is not None]),
+        gpu_sm_activity=_mean([g.sm_activity_percent for g in gpus if g.sm_activity_percent is not None]),
+        gpu_mem_fraction=max(mem_frac) if mem_frac else None,
+        mem_series=mem_series,
+    )

@@ -1,0 +1,93 @@
+"""Read the channel file the job writes and fold its records into job facts (collect side)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ChannelReader:
+    """Reads the new complete lines of a growing JSON-lines file; tolerates partial and bad lines."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        out: list[dict[str, Any]] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+
+@dataclass
+class JobState:
+    """What the instrumented job has told the doctor so far."""
+
+    nexts: list[dict[str, Any]] = field(default_factory=list)
+    job_info: dict[str, Any] = field(default_factory=dict)
+    pipeline_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roles: dict[int, str] = field(default_factory=dict)
+    faulthandler_pids: set[int] = field(default_factory=set)
+    last_progress: float | None = None  # perf_counter time of the latest delivery
+    _dataloader_ids: set[Any] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.job_info.setdefault("instrumented", False)
+        self.job_info.setdefault("step_source", None)
+        self.job_info.setdefault("thread_pools", {})
+        self.job_info.setdefault("dataloaders", [])
+        self.job_info.setdefault("python_exception", None)
+
+    def ingest(self, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            kind, pid, p = ev.get("k"), ev.get("pid"), ev.get("p")
+            if kind == "next":
+                self.nexts.append(ev)
+                b = ev.get("b")
+                if isinstance(b, (int, float)):
+                    self.last_progress = max(self.last_progress or b, b)
+                continue
+            if not isinstance(p, dict) or not isinstance(pid, int):
+                continue
+            if kind == "hello":
+                self.job_info["instrumented"] = True
+                if p.get("faulthandler"):
+                    self.faulthandler_pids.add(pid)
+            elif kind == "role":
+                self.roles[pid] = str(p.get("role", "child"))
+            elif kind == "thread_pools":
+                self.job_info["thread_pools"][str(pid)] = p
+                if p.get("role"):
+                    self.roles.setdefault(pid, str(p["role"]))
+            elif kind == "dataloader":
+                key = (pid, p.get("id"))
+                if key not in self._dataloader_ids:
+                    self._dataloader_ids.add(key)
+                    self.job_info["dataloaders"].append({k: v for k, v in p.items() if k != "id"})
+            elif kind == "exception":
+                self.job_info["python_exception"] = p.get("text")
+            elif kind == "pipeline_stats":
+                self.pipeline_stats[str(p.get("pipeline", f"pid{pid}"))] = p
+            elif kind == "job_info":
+                self.job_info.update(p)

@@ -1,0 +1,49 @@
+"""cpuwise doctor's bootstrap: instrument this Python process, then run any other sitecustomize."""
+
+import os
+import sys
+
+
+def _cpuwise_install() -> None:
+    try:
+        from cpuwise.monitor.instrument import hooks
+    except ImportError:
+        src = os.environ.get("CPUWISE_SRC")
+        if not src:
+            return
+        sys.path.append(src)  # at the end: never shadow the job's own modules
+        try:
+            from cpuwise.monitor.instrument import hooks
+        except ImportError:
+            return
+        finally:
+            if src in sys.path:
+                sys.path.remove(src)
+    try:
+        hooks.install()
+    except Exception as exc:  # instrumentation must never break the job
+        sys.stderr.write(f"cpuwise: instrumentation disabled ({type(exc).__name__}: {exc})\n")
+
+
+def _chain_next_sitecustomize() -> None:
+    # Our directory shadows the environment's own sitecustomize (Debian ships one): run it too.
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        if not entry or os.path.abspath(entry) == here:
+            continue
+        path = os.path.join(entry, "sitecustomize.py")
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("_cpuwise_chained_sitecustomize", path)
+            if spec is not None and spec.loader is not None:
+                mod = importlib.util.module_from_spec(spec)
+                try:
+                    spec.loader.exec_module(mod)
+                except Exception as exc:
+                    sys.stderr.write(f"cpuwise: the environment's sitecustomize failed: {exc}\n")
+            return
+
+
+_cpuwise_install()
+_chain_next_sitecustomize()

@@ -1,0 +1,162 @@
+"""Patch torch so each DataLoader step, its settings, each process's thread pools and host-device
+syncs reach the doctor through the channel. Called after `import torch` finished; idempotent."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import os
+import sys
+import time
+from typing import Any, Callable
+
+from cpuwise.monitor import channel
+
+_done = False
+_streams = itertools.count(1)
+
+
+def thread_pools(role: str) -> dict[str, Any]:
+    """This process's pools: torch intra/inter-op and the native ones threadpoolctl sees."""
+    info: dict[str, Any] = {"role": role, "torch_intra": None, "torch_interop": None, "native": []}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            info["torch_intra"] = int(torch.get_num_threads())
+            info["torch_interop"] = int(torch.get_num_interop_threads())
+        except Exception:
+            pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["native"] = [{"library": str(p.get("internal_api")), "api": str(p.get("user_api")),
+                           "threads": int(p.get("num_threads") or 0)} for p in threadpool_info()]
+    except Exception:  # threadpoolctl missing in this interpreter: torch's view is still useful
+        pass
+    return info
+
+
+_reported: tuple[object, ...] | None = None
+
+
+def report_pools(role: str) -> None:
+    """Send this process's pools; skipped when torch's pool sizes are as last reported (a new
+    DataLoader iterator every epoch must not re-scan the native libraries every epoch)."""
+    global _reported
+    torch = sys.modules.get("torch")
+    key: tuple[object, ...] = (os.getpid(), channel.PATH, role,
+                               torch.get_num_threads() if torch is not None else None)
+    if key == _reported:
+        return
+    _reported = key
+    channel.emit("thread_pools", thread_pools(role))
+
+
+def loader_settings(loader: Any) -> dict[str, Any]:
+    workers = int(getattr(loader, "num_workers", 0) or 0)
+    return {"id": id(loader), "num_workers": workers, "batch_size": getattr(loader, "batch_size", None),
+            "pin_memory": bool(getattr(loader, "pin_memory", False)),
+            "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
+            "prefetch_factor": getattr(loader, "prefetch_factor", None) if workers > 0 else None}
+
+
+def _patch_iter(base: Any) -> None:
+    orig_init, orig_next = base.__init__, base.__next__
+
+    @functools.wraps(orig_init)
+    def __init__(self: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
+        orig_init(self, loader, *args, **kwargs)
+        self._cpuwise_stream = next(_streams)
+        if channel.ACTIVE:
+            channel.emit("dataloader", loader_settings(loader))
+            report_pools("main")
+
+    @functools.wraps(orig_next)
+    def __next__(self: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            out = orig_next(self)
+        except StopIteration:
+            channel.note_next(t0, time.perf_counter(), source="dataloader",
+                              stream=getattr(self, "_cpuwise_stream", 0), end=True)
+            raise
+        channel.note_next(t0, time.perf_counter(), source="dataloader",
+                          stream=getattr(self, "_cpuwise_stream", 0))
+        return out
+
+    base.__init__ = __init__
+    base.__next__ = __next__
+
+
+def _patch_worker_loop(worker_mod: Any) -> None:
+    orig = worker_mod._worker_loop
+    sig = inspect.signature(orig)
+
+    @functools.wraps(orig)  # same __module__/__qualname__: still picklable for spawn workers
+    def _worker_loop(*args: Any, **kwargs: Any) -> Any:
+        channel.emit("role", {"role": "worker"})
+        try:
+            bound = sig.bind(*args, **kwargs)
+            user_init = bound.arguments.get("init_fn")
+
+            def init_fn(worker_id: int) -> None:
+                if user_init is not None:
+                    user_init(worker_id)
+                report_pools("worker")
+
+            bound.arguments["init_fn"] = init_fn
+            args, kwargs = bound.args, bound.kwargs
+        except TypeError:  # a torch whose signature we don't know: run unwrapped
+            pass
+        return orig(*args, **kwargs)
+
+    worker_mod._worker_loop = _worker_loop
+
+
+def _timed(orig: Callable[..., Any], compiling: Callable[[], bool]) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if compiling() or not self.is_cuda:
+            return orig(self, *args, **kwargs)
+        t0 = time.perf_counter()
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            channel.add_sync(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def _patch_sync(torch: Any) -> None:
+    if getattr(torch.version, "cuda", None) is None:  # CPU-only build: nothing can sync
+        return
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
+    for name in ("item", "cpu", "numpy", "tolist"):
+        setattr(torch.Tensor, name, _timed(getattr(torch.Tensor, name), compiling))
+    orig_sync = torch.cuda.synchronize
+
+    @functools.wraps(orig_sync)
+    def synchronize(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return orig_sync(*args, **kwargs)
+        finally:
+            channel.add_sync(time.perf_counter() - t0)
+
+    torch.cuda.synchronize = synchronize
+
+
+def patch_all() -> None:
+    """Patch the imported torch (idempotent)."""
+    global _done
+    torch = sys.modules.get("torch")
+    if _done or torch is None:
+        return
+    _done = True
+    import torch.utils.data._utils.worker as worker_mod
+    import torch.utils.data.dataloader as dl
+
+    _patch_iter(dl._BaseDataLoaderIter)
+    _patch_worker_loop(worker_mod)
+    _patch_sync(torch)

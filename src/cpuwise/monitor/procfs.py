@@ -1,0 +1,187 @@
+"""Real samplers: the job's process tree (plain /proc reads; psutil_tree.py elsewhere), the machine
+through /proc.
+
+Cheap by design (the doctor must cost the job <= 1 %): one process is three small file reads, the
+tree is re-walked only every few ticks, and USS (which needs /proc/PID/smaps_rollup) only every
+`uss_every` ticks. `process_backend(pid)` picks the fastest sampler that works here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+
+from cpuwise.monitor import proctree
+from cpuwise.monitor.backends import ProcessBackend
+from cpuwise.monitor.recording import ProcessSample, SystemSample
+from cpuwise.monitor.uss import UssBudget
+
+
+def process_backend(root_pid: int) -> ProcessBackend:
+    """The /proc sampler where the kernel offers what it needs, else the psutil one."""
+    if proctree.proc_available():
+        return ProcfsProcessBackend(root_pid)
+    from cpuwise.monitor.psutil_tree import PsutilProcessBackend
+
+    return PsutilProcessBackend(root_pid)
+
+
+class ProcfsProcessBackend:
+    """Linux: samples the tree rooted at `root_pid` with plain reads of /proc/PID/{stat,status,io}."""
+
+    def __init__(self, root_pid: int, *, refresh_every: int = 5, uss: UssBudget | None = None,
+                 proc: str = "/proc") -> None:
+        self.root_pid, self.proc = root_pid, proc
+        self.refresh_every = max(1, refresh_every)
+        self.uss = uss or UssBudget()
+        self._pids: list[int] = [root_pid]
+        self._prev_cpu: dict[int, tuple[float, float]] = {}
+        self._tick = 0
+        self._root_name: str | None = None
+
+    def pids(self) -> list[int]:
+        return list(self._pids)
+
+    def sample(self, t: float, roles: dict[int, str]) -> list[ProcessSample]:
+        if self._tick % self.refresh_every == 0:
+            self._pids = proctree.tree(self.root_pid, self.proc) or [self.root_pid]
+        self._tick += 1
+        uss_pid = self.uss.pick(self._pids)
+        out: list[ProcessSample] = []
+        live: list[int] = []
+        for pid in self._pids:
+            raw = proctree.read_process(pid, self.proc)
+            if raw is None:
+                self._prev_cpu.pop(pid, None)
+                self.uss.forget(pid)
+                continue
+            live.append(pid)
+            if pid == self.root_pid:
+                self._root_name = raw.name
+            prev = self._prev_cpu.get(pid)
+            if prev is None:
+                try:
+                    age = max(1e-3, proctree.uptime_s(self.proc) - raw.start_s)
+                except OSError:
+                    age = 1.0
+                pct = 100.0 * raw.cpu_s / age
+            else:
+                pct = 100.0 * (raw.cpu_s - prev[1]) / max(1e-6, t - prev[0])
+            self._prev_cpu[pid] = (t, raw.cpu_s)
+            out.append(ProcessSample(
+                t=t, pid=pid, ppid=raw.ppid, name=raw.name, role=role_of(pid, raw.ppid, raw.name, roles,
+                                                                      self.root_pid, self._root_name),
+                cpu_percent=round(max(0.0, pct), 2), num_threads=raw.num_threads,
+                ctx_voluntary=raw.ctx_voluntary, ctx_involuntary=raw.ctx_involuntary,
+                rss_bytes=raw.rss_bytes, uss_bytes=self.uss.read(pid) if pid == uss_pid else None,
+                read_bytes=raw.read_bytes, status=raw.state, cpu_core=raw.core))
+        self._pids = live
+        return out
+
+
+def role_of(pid: int, ppid: int, name: str, roles: dict[int, str], root: int, root_name: str | None) -> str:
+    if pid == root:
+        return "main"
+    if pid in roles:
+        return roles[pid]
+    # Forked DataLoader / multiprocessing workers carry their parent's name.
+    return "worker" if ppid == root and name == root_name else "child"
+
+
+def _parse_stat(text: str) -> tuple[dict[str, list[int]], int | None]:
+    cpus: dict[str, list[int]] = {}
+    running: int | None = None
+    for line in text.splitlines():
+        if line.startswith("cpu"):
+            name, *vals = line.split()
+            cpus[name] = [int(v) for v in vals]
+        elif line.startswith("procs_running"):
+            running = int(line.split()[1])
+    return cpus, running
+
+
+def _busy_idle(vals: list[int]) -> tuple[int, int, int]:
+    # user nice system idle iowait irq softirq steal [guest guest_nice]; guest is already in user.
+    total = sum(vals[:8])
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    iowait = vals[4] if len(vals) > 4 else 0
+    return total, idle, iowait
+
+
+class ProcSystemBackend:
+    """Per-core CPU %, iowait, run queue (procs_running), load and memory from /proc."""
+
+    def __init__(self, root: Path = Path("/")) -> None:
+        self.root = root
+        self._prev: dict[str, list[int]] | None = None
+        self._psutil_started = False
+
+    def _read(self, name: str) -> str:
+        return proctree._read(f"{self.root}/proc/{name}").decode()
+
+    def sample(self, t: float) -> SystemSample | None:
+        try:
+            cpus, running = _parse_stat(self._read("stat"))
+        except OSError:
+            return self._psutil_sample(t)
+        prev, self._prev = self._prev, cpus
+        if prev is None:
+            return None
+        per_core: list[float] = []
+        names = sorted((n for n in cpus if n != "cpu"), key=lambda n: int(n[3:]))
+        for n in names:
+            if n not in prev:
+                continue
+            tot1, idle1, _ = _busy_idle(prev[n])
+            tot2, idle2, _ = _busy_idle(cpus[n])
+            dt = tot2 - tot1
+            per_core.append(round(100.0 * (1 - (idle2 - idle1) / dt), 1) if dt > 0 else 0.0)
+        iowait: float | None = None
+        if "cpu" in cpus and "cpu" in prev:
+            tot1, _, io1 = _busy_idle(prev["cpu"])
+            tot2, _, io2 = _busy_idle(cpus["cpu"])
+            iowait = round(100.0 * (io2 - io1) / (tot2 - tot1), 2) if tot2 > tot1 else 0.0
+        mem = self._meminfo()
+        try:
+            load1 = os.getloadavg()[0]
+        except OSError:
+            load1 = 0.0
+        return SystemSample(
+            t=t, cpu_percent_per_core=per_core, iowait_percent=iowait, load1=load1,
+            procs_running=running, mem_used_bytes=mem["MemTotal"] - mem["MemAvailable"],
+            mem_total_bytes=mem["MemTotal"], swap_used_bytes=mem["SwapTotal"] - mem["SwapFree"])
+
+    def _psutil_sample(self, t: float) -> SystemSample | None:
+        """No /proc (macOS): per-core CPU and memory through psutil; no iowait or run queue."""
+        per_core = [float(c) for c in psutil.cpu_percent(percpu=True)]
+        first, self._psutil_started = not self._psutil_started, True
+        if first:  # psutil's first reading covers nothing
+            return None
+        vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+        try:
+            load1 = os.getloadavg()[0]
+        except OSError:
+            load1 = 0.0
+        return SystemSample(t=t, cpu_percent_per_core=per_core, iowait_percent=None, load1=load1,
+                            procs_running=None, mem_used_bytes=int(vm.total - vm.available),
+                            mem_total_bytes=int(vm.total), swap_used_bytes=int(sw.used))
+
+    def _meminfo(self) -> dict[str, int]:
+        out = {"MemTotal": 0, "MemAvailable": 0, "SwapTotal": 0, "SwapFree": 0}
+        try:
+            text = self._read("meminfo")
+        except OSError:
+            vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+            return {"MemTotal": vm.total, "MemAvailable": vm.available, "SwapTotal": sw.total,
+                    "SwapFree": sw.free}
+        missing = len(out)
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key in out:
+                out[key] = int(rest.split()[0]) * 1024
+                missing -= 1
+                if not missing:  # the four keys sit in the first ~16 of ~55 lines
+                    break
+        return out

@@ -1,0 +1,145 @@
+"""Sample the job every `interval` seconds in a background thread and keep what the job reports.
+
+The recorder only collects: it owns the samplers (backends), reads the channel file, and at the end
+fills a Recording. Any sampler error is noted once and sampling goes on; a process that exits
+between two samples is simply absent from the next one. Memory stays bounded on long jobs: past
+`max_ticks` samples, every other sample is dropped and the interval doubles (noted in the recording).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
+from cpuwise.monitor.events import ChannelReader, JobState
+from cpuwise.monitor.recording import GpuSample, ProcessSample, Recording, SystemSample
+from cpuwise.monitor.steps import build_steps, pick_source
+
+
+class Recorder:
+    """Collects samples and channel records; `fill(rec)` writes them into a Recording."""
+
+    def __init__(self, processes: ProcessBackend, system: SystemBackend, gpu: GpuBackend, *,
+                 interval: float = 0.1, channel_path: str | Path | None = None,
+                 t0: float | None = None, max_ticks: int = 3000) -> None:
+        self.processes_backend, self.system_backend, self.gpu_backend = processes, system, gpu
+        self.interval = interval
+        self.max_ticks = max(4, max_ticks)
+        self._ticks: list[float] = []
+        self.t0 = time.perf_counter() if t0 is None else t0
+        self.state = JobState()
+        self.system: list[SystemSample] = []
+        self.processes: list[ProcessSample] = []
+        self.gpus: list[GpuSample] = []
+        self.notes: list[str] = []
+        self._tree_cpu: list[tuple[float, float]] = []  # (t, summed CPU % of the tree) per tick
+        self._reader = ChannelReader(channel_path) if channel_path else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._errors: set[str] = set()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def read_channel(self) -> None:
+        if self._reader is not None:
+            with self._lock:
+                self.state.ingest(self._reader.read_new())
+
+    def tick(self) -> None:
+        """Take one sample of everything (the thread calls this; tests may call it directly)."""
+        t = round(self.now(), 4)
+        self.read_channel()
+        for what, fn in (("process", self._sample_processes), ("system", self._sample_system),
+                         ("gpu", self._sample_gpu)):
+            try:
+                fn(t)
+            except Exception as exc:  # a sampler bug must never end the job's recording
+                msg = f"{what} sampler error: {type(exc).__name__}: {exc}"
+                if msg not in self._errors:
+                    self._errors.add(msg)
+                    self.notes.append(msg)
+        self._ticks.append(t)
+        if len(self._ticks) > self.max_ticks:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Keep every other tick's samples and double the interval (bounded memory on long jobs)."""
+        keep = set(self._ticks[::2])
+        self._ticks = self._ticks[::2]
+        self.processes = [s for s in self.processes if s.t in keep]
+        self.system = [s for s in self.system if s.t in keep]
+        self.gpus = [s for s in self.gpus if s.t in keep]
+        self._tree_cpu = [c for c in self._tree_cpu if c[0] in keep]
+        self.interval *= 2
+        note = (f"sampling interval raised to {self.interval:g} s to bound memory (at most "
+                f"{self.max_ticks} samples kept)")
+        self.notes = [n for n in self.notes if not n.startswith("sampling interval raised")] + [note]
+
+    def _sample_processes(self, t: float) -> None:
+        samples = self.processes_backend.sample(t, dict(self.state.roles))
+        self.processes.extend(samples)
+        self._tree_cpu.append((t, sum(s.cpu_percent for s in samples)))
+
+    def _sample_system(self, t: float) -> None:
+        s = self.system_backend.sample(t)
+        if s is not None:
+            self.system.append(s)
+
+    def _sample_gpu(self, t: float) -> None:
+        if self.gpu_backend.status.available:
+            self.gpus.extend(self.gpu_backend.sample(t, self.processes_backend.pids()))
+
+    def tree_cpu_percent(self, window_s: float) -> float | None:
+        """Mean summed CPU % of the job's tree over the last `window_s` seconds (None: no samples)."""
+        if not self._tree_cpu:
+            return None
+        cutoff = self._tree_cpu[-1][0] - window_s
+        vals = [c for t, c in self._tree_cpu if t >= cutoff]
+        return sum(vals) / len(vals)
+
+    def last_progress(self) -> float | None:
+        """Seconds since start of the latest step delivery, or None before the first one."""
+        lp = self.state.last_progress
+        return None if lp is None else lp - self.t0
+
+    def _run(self) -> None:
+        next_t = time.perf_counter()
+        while not self._stop.is_set():
+            self.tick()
+            next_t += self.interval
+            delay = next_t - time.perf_counter()
+            if delay < 0:  # fell behind (a slow tick): skip ahead rather than burst
+                next_t = time.perf_counter()
+                delay = 0.0
+            self._stop.wait(delay)
+
+    def start(self) -> Recorder:
+        self._thread = threading.Thread(target=self._run, name="cpuwise-recorder", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.read_channel()
+        self.gpu_backend.close()
+
+    def fill(self, rec: Recording) -> Recording:
+        """Move everything collected into `rec` (steps, job facts, samples, notes)."""
+        with self._lock:
+            st = self.state
+            rec.system, rec.processes, rec.gpus = self.system, self.processes, self.gpus
+            rec.interval_s = self.interval
+            rec.steps = build_steps(st.nexts, self.t0)
+            info = dict(st.job_info)
+            info["step_source"] = pick_source(st.nexts) if st.nexts else info.get("step_source")
+            rec.job_info.update(info)
+            rec.pipeline_stats = list(st.pipeline_stats.values())
+            rec.gpu = self.gpu_backend.status
+            rec.notes.extend(self.notes)
+        return rec

@@ -1,0 +1,228 @@
+"""Run a command under the doctor: start it instrumented, record it, end it cleanly, keep its exit code.
+
+    rec = run_job(["python", "train.py"], interval=0.1, hang_timeout=120)
+
+The job runs in its own session (process group) so that Ctrl-C / SIGTERM to the doctor, a hang, or
+the job's own exit can stop its whole tree: SIGINT first (Python unwinds and flushes), then SIGTERM,
+then SIGKILL. Every process of the group is waited for or killed: no zombies, no stray workers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cpuwise
+from cpuwise.errors import CommandNotFoundError
+from cpuwise.host import host_facts
+from cpuwise.monitor import channel
+from cpuwise.monitor.backends import GpuBackend
+from cpuwise.monitor.instrument import BOOT_DIR, SRC_ENV, STACK_DIR_ENV
+from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
+from cpuwise.monitor.recorder import Recorder
+from cpuwise.monitor.recording import (
+    END_CRASHED,
+    END_EXITED,
+    END_HUNG,
+    END_INTERRUPTED,
+    GpuStatus,
+    Recording,
+)
+from cpuwise.monitor.stacks import dump_stacks
+
+IDLE_CPU_PERCENT = 10.0  # a tree below 10 % of one core is idle (a busy job uses >= ~50 %)
+_PYTHON_NAME = re.compile(r"^(python|pypy)[0-9.]*$")
+
+
+def resolve_command(argv: list[str]) -> list[str]:
+    """The argv to start: checks the program exists; a non-executable `x.py` runs with this Python."""
+    if not argv:
+        raise CommandNotFoundError("expected a command after `--` (e.g. `cpuwise doctor -- python "
+                                   "train.py`), found none.")
+    exe = argv[0]
+    if os.sep in exe or (exe.endswith(".py") and os.path.isfile(exe)):
+        path = exe if os.path.isfile(exe) else None
+    else:
+        path = shutil.which(exe)
+    if path is None:
+        raise CommandNotFoundError(
+            f"cannot run {exe!r}: expected a program on PATH or an existing file, found neither. "
+            "Check the spelling, or give the full path (for a script: `python path/to/script.py`).")
+    if exe.endswith(".py") and not os.access(path, os.X_OK):
+        return [sys.executable, path, *argv[1:]]
+    if not os.access(path, os.X_OK):
+        raise CommandNotFoundError(f"{path!r} exists but is not executable: run it with its "
+                                   f"interpreter or `chmod +x {path}`.")
+    return argv
+
+
+def is_python_command(argv: list[str]) -> bool:
+    """`python ...`, `python3.11 ...`, `*.py`, or a script whose #! line names python."""
+    if not argv:
+        return False
+    name = os.path.basename(argv[0])
+    if _PYTHON_NAME.match(name) or name.endswith(".py"):
+        return True
+    path = shutil.which(argv[0]) if os.sep not in argv[0] else argv[0]
+    try:
+        with open(path or "", "rb") as f:
+            first = f.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
+
+
+def exit_code_of(returncode: int) -> int:
+    """Shell convention: killed by signal N -> 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _job_env(chan: Path, stacks: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env[channel.ENV_VAR] = str(chan)
+    env[STACK_DIR_ENV] = str(stacks)
+    env[SRC_ENV] = str(Path(cpuwise.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOT_DIR), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def stop_tree(proc: subprocess.Popen[Any], *, first: int = signal.SIGINT, grace_s: float = 5.0) -> None:
+    """Stop the job's process group: `first`, then SIGTERM, then SIGKILL, waiting between."""
+    steps: tuple[tuple[int, float], ...] = ((first, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))
+    for sig, wait in steps:
+        if proc.poll() is not None:
+            break
+        _killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    _reap_group(proc.pid)
+
+
+def _reap_group(pgid: int) -> None:
+    """End what is left of the group after the main process exited (orphaned workers)."""
+    if not _killpg(pgid, 0):
+        return
+    _killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and _killpg(pgid, 0):
+        time.sleep(0.05)
+    _killpg(pgid, signal.SIGKILL)
+
+
+def _default_gpu() -> GpuBackend:
+    from cpuwise.monitor.nvml import NvmlBackend
+
+    return NvmlBackend()
+
+
+def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | None = None,
+            gpu: GpuBackend | None = None, workdir: Path | None = None) -> Recording:
+    """Run `argv` under the doctor and return its Recording (end_reason and exit_code set).
+
+    Raises:
+        CommandNotFoundError: the program does not exist (the CLI exits 127).
+    """
+    if interval <= 0:
+        from cpuwise.errors import ConfigError
+
+        raise ConfigError(f"interval must be > 0 seconds, got {interval}")
+    cmd = resolve_command(list(argv))
+    tmp = Path(tempfile.mkdtemp(prefix="cpuwise-doctor-", dir=workdir))
+    chan, stack_dir = tmp / "channel.jsonl", tmp / "stacks"
+    stack_dir.mkdir()
+    gpu = gpu if gpu is not None else _default_gpu()
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.Popen(cmd, env=_job_env(chan, stack_dir), start_new_session=True)
+    except OSError as exc:
+        gpu.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CommandNotFoundError(f"cannot start {cmd[0]!r}: {exc}. Check that it is a program or "
+                                   "script this machine can run.") from exc
+    stop = threading.Event()
+    handlers: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: the user does not want to wait for a clean stop
+            _killpg(proc.pid, signal.SIGKILL)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handlers[signum] = signal.signal(signum, on_signal)
+    end_reason: str | None = None
+    stacks: dict[str, str] = {}
+    recorder = Recorder(process_backend(proc.pid), ProcSystemBackend(), gpu,
+                        interval=interval, channel_path=chan, t0=t0).start()
+    try:
+        while proc.poll() is None:
+            if stop.is_set():
+                end_reason = END_INTERRUPTED
+                stop_tree(proc)
+                break
+            if hang_timeout and _hung(recorder, hang_timeout):
+                recorder.read_channel()
+                stacks = dump_stacks(recorder.processes_backend.pids(),
+                                     recorder.state.faulthandler_pids, stack_dir)
+                end_reason = END_HUNG
+                stop_tree(proc, first=signal.SIGTERM, grace_s=3.0)
+                break
+            stop.wait(0.05)
+    finally:
+        if proc.poll() is None:  # an exception in the doctor itself: never leave the job behind
+            stop_tree(proc)
+        proc.wait()
+        _reap_group(proc.pid)
+        recorder.stop()
+        for old_sig, h in handlers.items():
+            signal.signal(old_sig, h)
+    rc = exit_code_of(proc.returncode)
+    rec = Recording(command=list(argv), started_at=started_at, duration_s=round(time.perf_counter() - t0, 3),
+                    interval_s=interval, end_reason="", exit_code=rc, host=host_facts().to_dict(),
+                    gpu=GpuStatus(available=False))
+    recorder.fill(rec)
+    rec.job_info["python_command"] = is_python_command(cmd)
+    if rec.job_info["python_command"] and not rec.job_info.get("instrumented"):
+        rec.notes.append("the Python job never loaded cpuwise's instrumentation (an interpreter that "
+                         "cannot import cpuwise, or python -S / -I): no per-step timing. Run it with "
+                         "the Python that has cpuwise installed, or use cpuwise.watch() in the script.")
+    rec.stacks = stacks
+    if end_reason is None:
+        crashed = proc.returncode < 0 or (rc != 0 and rec.job_info.get("python_exception"))
+        end_reason = END_CRASHED if crashed else END_EXITED
+    rec.end_reason = end_reason
+    if end_reason == END_HUNG:
+        rec.notes.append(f"no step progress for {hang_timeout:g} s while the job's CPU was idle: the "
+                         f"doctor dumped the stacks of {len(stacks)} process(es) and ended the job")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rec
+
+
+def _hung(recorder: Recorder, hang_timeout: float) -> bool:
+    now = recorder.now()
+    last = recorder.last_progress() or 0.0
+    if now - last < hang_timeout:
+        return False
+    cpu = recorder.tree_cpu_percent(min(hang_timeout, 5.0))
+    return cpu is not None and cpu < IDLE_CPU_PERCENT

@@ -1,0 +1,288 @@
+"""`cpuwise.optimize.optimize()`: try every technique that applies, measure each here, keep the best.
+
+result = optimize(model, (ids, mask), eval_inputs=(ids_all, mask_all), task="embedding",
+                  max_drop=0.01, target="throughput", out_dir="minilm-opt")
+print(result.markdown)
+predictor = cpuwise.optimize.load("minilm-opt")
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cpuwise import host
+from cpuwise._optional import require
+from cpuwise.errors import BudgetError, ConfigError
+from cpuwise.optimize import artifact, candidates
+from cpuwise.optimize.evaluate import TASKS, Score, score_outputs
+from cpuwise.optimize.export import export_onnx, load_model
+from cpuwise.optimize.io import Feed, SequenceSpec, detect_sequence_spec
+from cpuwise.optimize.measure import Judge
+from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
+from cpuwise.optimize.search import TARGETS, Budget, Candidate, choose, pareto_front
+
+ALL_PASSES = ("session", "io", "fuse", "int8", "prune", "lowrank", "distill")
+
+
+@dataclass
+class Result:
+    """What `optimize()` found: every candidate, the front, the choice and where it was saved."""
+
+    candidates: list[Candidate]
+    chosen: Candidate | None
+    front: list[Candidate]
+    within_budget: bool
+    message: str
+    reference_score: Score
+    rows: list[dict[str, Any]]
+    out_dir: Path | None
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def markdown(self) -> str:
+        return to_markdown(self.rows, "cpuwise optimize") + "\n\n" + self.message
+
+    def renderable(self) -> OptimizeReport:
+        return OptimizeReport(self.rows, self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "within_budget": self.within_budget,
+            "chosen": self.chosen.name if self.chosen else None,
+            "reference_score": self.reference_score.to_dict(),
+            "rows": self.rows,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "notes": self.notes,
+            "extra": self.extra,
+        }
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(x))
+
+
+def _as_feed(inputs: Any, names: list[str]) -> Feed:
+    if isinstance(inputs, dict):
+        return {k: _to_numpy(v) for k, v in inputs.items()}
+    arrays = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    if len(arrays) != len(names):
+        raise ConfigError(f"expected {len(names)} input arrays for {names}, got {len(arrays)}")
+    return {n: _to_numpy(a) for n, a in zip(names, arrays, strict=True)}
+
+
+def _forward_names(module: Any, n: int) -> list[str]:
+    try:
+        params = [
+            p
+            for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        names = [p.name for p in params][:n]
+    except (TypeError, ValueError):
+        names = []
+    return names if len(names) == n and len(set(names)) == n else [f"input_{i}" for i in range(n)]
+
+
+def optimize(
+    model: Any,
+    example_inputs: Any = None,
+    *,
+    eval_inputs: Any = None,
+    eval_labels: Any = None,
+    metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    task: str = "generic",
+    max_drop: float | str = 0.01,
+    min_row_agreement: float | None = None,
+    target: str = "latency",
+    batch_size: int = 32,
+    out_dir: str | Path | None = "cpuwise-optimized",
+    passes: Sequence[Any] | str = "auto",
+    train_inputs: Any = None,
+    input_names: list[str] | None = None,
+    output_fn: Callable[[Any], Any] | None = None,
+    tokenizer_file: str | Path | None = None,
+    max_length: int | None = None,
+    calibrate: bool = True,
+    measure_reference: bool = True,
+    quick: bool = False,
+    strict: bool = False,
+    time_budget_s: float = 120.0,
+    log: Callable[[str], None] | None = None,
+) -> Result:
+    """Find the fastest way to run `model` on this CPU within `max_drop` of the FP32 reference.
+
+    Args:
+        model: a torch `nn.Module`, or a path to `.onnx` / `.pt2` / TorchScript `.pt`.
+        example_inputs: a tuple of arrays/tensors the model is called with (defaults to eval_inputs).
+        eval_inputs: rows used to score, time and calibrate candidates (a tuple in input order or a dict).
+        eval_labels, metric: a user metric `metric(outputs, labels) -> float` (higher is better); without
+            them agreement with the FP32 reference is used (cosine for "embedding", top-1 for "classifier").
+        max_drop: allowed drop of the score, absolute (0.01) or relative ("1%").
+        min_row_agreement: embeddings only: also require every row's cosine >= this (worst case).
+        target: "latency" (p50 at batch 1) or "throughput" (samples/s at batch `batch_size`).
+        passes: "auto" or a list of names from ALL_PASSES and/or TorchPass instances.
+        train_inputs: rows for fine-tuning / distillation (defaults to eval_inputs, with a note).
+        tokenizer_file: a tokenizers `tokenizer.json` to ship with the artifact so predict() takes text.
+        calibrate: use eval_inputs to calibrate static INT8 (False: static falls back to dynamic).
+        measure_reference: also time the torch model as given (the speed-up baseline); False saves time
+            when an outside anchor is measured anyway (the baseline is then ORT FP32 with default settings).
+        strict: raise BudgetError instead of keeping the best FP32 model when the budget is impossible.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+    if target not in TARGETS:
+        raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    budget = Budget.parse(max_drop, min_row_agreement)
+    say = log or (lambda _m: None)
+    eval_inputs = eval_inputs if eval_inputs is not None else example_inputs
+    if eval_inputs is None:
+        raise ConfigError("expected eval_inputs (or example_inputs) to measure candidates with, got neither")
+    source = load_model(model) if isinstance(model, (str, Path)) else None
+    module = source.module if source is not None else model
+    work = Path(out_dir) / "candidates" if out_dir is not None else _tmpdir()
+    work.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+
+    if source is not None and source.onnx_path is not None:
+        onnx_fp32 = source.onnx_path
+        names = [i["name"] for i in artifact.onnx_io(onnx_fp32)[0]]
+        module = None
+    else:
+        n_in = (
+            len(eval_inputs)
+            if isinstance(eval_inputs, (tuple, list))
+            else (len(eval_inputs) if isinstance(eval_inputs, dict) else 1)
+        )
+        names = input_names or (
+            list(eval_inputs) if isinstance(eval_inputs, dict) else _forward_names(module, n_in)
+        )
+        ex = example_inputs if example_inputs is not None else eval_inputs
+        ex_feed = _as_feed(ex, names)
+        ex_feed = {k: v[: min(2, len(v))] for k, v in ex_feed.items()}
+        torch = require("torch")
+        onnx_fp32 = export_onnx(
+            module, tuple(torch.from_numpy(ex_feed[n]) for n in names), work / "fp32.onnx", input_names=names
+        )
+        say(f"exported to {onnx_fp32}")
+    feed = _as_feed(eval_inputs, names)
+    spec = detect_sequence_spec(feed)
+    labels = _to_numpy(eval_labels) if eval_labels is not None else None
+    plan = candidates.Plan(
+        passes=passes,
+        quick=quick,
+        batch_size=batch_size,
+        target=target,
+        work=work,
+        names=names,
+        cores=host.usable_cores(),
+        vnni=host.has_vnni(),
+        output_fn=output_fn,
+        task=task,
+        train_feed=_as_feed(train_inputs, names) if train_inputs is not None else None,
+        time_budget_s=time_budget_s,
+        budget=budget,
+        calibrate=calibrate,
+        measure_reference=measure_reference,
+    )
+    reference = candidates.reference_outputs(module, onnx_fp32, feed, names, spec, batch_size, output_fn)
+    ref_score = score_outputs(reference, reference, task, metric=metric, labels=labels)
+    judge = Judge(
+        feed=feed,
+        reference=reference,
+        task=task,
+        spec=spec,
+        metric=metric,
+        labels=labels,
+        reference_score=ref_score.value,
+        latency_requests=15 if quick else 50,
+        repeats=1 if quick else 3,
+        time_budget_s=6.0 if quick else 20.0,
+        log=say,
+    )
+    cands, baseline = candidates.run_all_candidates(plan, judge, module, Path(onnx_fp32), notes)
+    trained = any(c.technique in ("prune", "lowrank", "distill") for c in cands)
+    if train_inputs is None and trained:
+        notes.append(
+            "no train_inputs: fine-tuning/distillation used eval_inputs, so their scores are optimistic"
+        )
+    choice = choose(cands, ref_score.value, budget, target)
+    front = pareto_front(cands, target)
+    rows = table_rows(cands, baseline, ref_score.value, target, choice.chosen, front)
+    dropped = [c for c in cands if c.dropped]
+    if dropped:
+        notes.append("dropped: " + "; ".join(f"{c.name} ({c.dropped})" for c in dropped))
+    result = Result(
+        cands,
+        choice.chosen,
+        front,
+        choice.within_budget,
+        choice.message,
+        ref_score,
+        rows,
+        Path(out_dir) if out_dir is not None else None,
+        notes,
+        {
+            "host": host.host_facts().to_dict(),
+            "budget": budget.label(),
+            "target": target,
+            "sequence": spec.to_dict() if spec else None,
+        },
+    )
+    if choice.chosen is not None and out_dir is not None:
+        _save(result, choice.chosen, spec, task, tokenizer_file, max_length)
+    if not choice.within_budget and strict:
+        raise BudgetError(f"{choice.message}\n{result.markdown}")
+    return result
+
+
+def _save(
+    result: Result,
+    chosen: Candidate,
+    spec: SequenceSpec | None,
+    task: str,
+    tokenizer_file: str | Path | None,
+    max_length: int | None,
+) -> None:
+    assert chosen.onnx_path is not None and result.out_dir is not None
+    inputs, output = artifact.onnx_io(chosen.onnx_path)
+    cfg = artifact.RunConfig(
+        inputs=inputs,
+        output=output,
+        session=chosen.settings or artifact.SessionSettings(),
+        io=chosen.io,
+        sequence=spec if chosen.io.dynamic_padding else None,
+        task=task,
+        max_length=max_length,
+        info={
+            "chosen": chosen.to_dict(),
+            "within_budget": result.within_budget,
+            "message": result.message,
+            "host": result.extra["host"],
+        },
+    )
+    artifact.save(
+        result.out_dir,
+        chosen.onnx_path,
+        cfg,
+        tokenizer_file=tokenizer_file,
+        report_md=result.markdown,
+        report_json=result.to_dict(),
+    )
+
+
+def _tmpdir() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="cpuwise-optimize-"))

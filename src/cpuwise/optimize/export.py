@@ -1,0 +1,177 @@
+"""Models in, ONNX out: export a torch module with dynamic batch/sequence axes, or load a saved model.
+
+Uses the TorchScript exporter (`dynamo=False`): it needs no extra package on torch 2.13 and handles the
+models cpuwise targets (BERT-style encoders, CNNs). When an op has no ONNX mapping, the model is run
+once more under a dispatch recorder to find *which module* called it, so the error names both.
+
+    path = export_onnx(model, (ids, mask), "model.onnx", input_names=["input_ids", "attention_mask"])
+    source = load_model("model.pt2")        # .onnx path, or a torch module from .pt2 / TorchScript .pt
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cpuwise._optional import require
+from cpuwise.errors import ConfigError, ExportError
+
+OPSET = 17
+_OP_RE = re.compile(r"operator '([\w:.]+)'")
+
+
+@dataclass
+class ModelSource:
+    """What the user gave: exactly one of `onnx_path` or `module` is set."""
+
+    onnx_path: Path | None = None
+    module: Any = None  # torch.nn.Module
+    origin: str = ""
+    example_inputs: tuple[Any, ...] | None = None  # saved with a .pt2, when present
+
+
+def load_model(path: str | Path) -> ModelSource:
+    """Load a saved model without executing pickled code.
+
+    `.onnx` -> used as is; `.pt2` -> `torch.export.load(...).module()`; `.pt`/`.pth` -> a TorchScript
+    archive (`torch.jit.load`). A pickled state dict cannot become a model on its own: that raises
+    ConfigError asking for the `nn.Module` through the Python API.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"expected a model file (.onnx, .pt2, TorchScript .pt), found nothing at {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return ModelSource(onnx_path=p, origin=str(p))
+    torch = require("torch", purpose=f"loading {p.name}")
+    if suffix == ".pt2":
+        ep = torch.export.load(str(p))
+        example = ep.example_inputs[0] if getattr(ep, "example_inputs", None) else None
+        return ModelSource(module=ep.module(), origin=str(p), example_inputs=example)
+    if suffix in (".pt", ".pth"):
+        if zipfile.is_zipfile(p) and _is_torchscript(p):
+            return ModelSource(module=torch.jit.load(str(p), map_location="cpu").eval(), origin=str(p))
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        raise ConfigError(
+            f"{p.name} holds a {type(obj).__name__} (weights only), not a runnable model. Build the model "
+            "in Python, load the weights, and call cpuwise.optimize.optimize(model, ...), or save it with "
+            "torch.export.save(torch.export.export(model, args), 'model.pt2')."
+        )
+    raise ConfigError(f"expected a .onnx, .pt2 or TorchScript .pt file, got '{p.suffix}' ({p})")
+
+
+def _is_torchscript(p: Path) -> bool:
+    with zipfile.ZipFile(p) as zf:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
+
+
+def default_dynamic_axes(
+    example_inputs: tuple[Any, ...], input_names: list[str], output_names: list[str]
+) -> dict[str, dict[int, str]]:
+    """Batch is dynamic everywhere; a 2-D integer input (token ids, masks) also gets a dynamic sequence."""
+    axes: dict[str, dict[int, str]] = {}
+    for name, x in zip(input_names, example_inputs, strict=True):
+        d = {0: "batch"}
+        if x.ndim == 2 and not x.dtype.is_floating_point:
+            d[1] = "sequence"
+        axes[name] = d
+    for name in output_names:
+        axes[name] = {0: "batch"}
+    return axes
+
+
+def export_onnx(
+    model: Any,
+    example_inputs: tuple[Any, ...],
+    path: str | Path,
+    *,
+    input_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Export `model(*example_inputs)` to ONNX at `path`; raises ExportError naming the op and module."""
+    torch = require("torch", purpose="exporting to ONNX")
+    inputs = tuple(torch.as_tensor(x) for x in example_inputs)
+    input_names = input_names or [f"input_{i}" for i in range(len(inputs))]
+    output_names = output_names or ["output"]
+    axes = dynamic_axes or default_dynamic_axes(inputs, input_names, output_names)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                inputs,
+                str(path),
+                dynamo=False,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=axes,
+                opset_version=opset,
+            )
+    except Exception as exc:  # noqa: BLE001 - every exporter failure becomes one clear ExportError
+        raise _export_error(model, inputs, exc, opset) from exc
+    return path
+
+
+def _export_error(model: Any, inputs: tuple[Any, ...], exc: Exception, opset: int) -> ExportError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = _OP_RE.search(str(exc))
+    op = m.group(1) if m else None
+    where = locate_op(model, inputs, op) if op else None
+    place = f" called from module '{where}'" if where else ""
+    what = f"op '{op}'{place}" if op else f"{type(exc).__name__}"
+    return ExportError(
+        f"ONNX export (opset {opset}) failed on {what} of {type(model).__name__}: {text}. Fix: replace that "
+        "call with ops ONNX supports (or wrap it in a custom torch.autograd.Function with a `symbolic`), "
+        "try a newer opset, or export the model yourself and pass the .onnx file to cpuwise optimize."
+    )
+
+
+def locate_op(model: Any, inputs: tuple[Any, ...], op: str) -> str | None:
+    """The dotted path of the innermost module that calls aten `op` (e.g. 'aten::erfinv'), or None."""
+    torch = require("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    wanted = op.split("::")[-1]
+    stack: list[str] = []
+    found: list[str] = []
+    handles = []
+
+    def enter(name: str) -> Any:
+        def hook(_m: Any, _i: Any) -> None:
+            stack.append(name)
+
+        return hook
+
+    def leave(_m: Any, _i: Any, _o: Any) -> None:  # must return None: a value would replace the output
+        stack.pop()
+
+    for name, mod in model.named_modules():
+        handles.append(mod.register_forward_pre_hook(enter(name)))
+        handles.append(mod.register_forward_hook(leave))
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if not found and func.__name__.split(".")[0] == wanted:
+                found.append(stack[-1] if stack else "")
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with torch.no_grad(), Recorder():
+            model(*inputs)
+    except Exception:  # noqa: BLE001 - locating is best effort; the export error is what matters
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    if not found:
+        return None
+    return found[0] or "<root>"

@@ -1,0 +1,65 @@
+"""Inputs for the command line: arrays from an .npz file, or synthetic rows shaped like the model's inputs.
+
+Synthetic rows are fine for timing and for agreement with FP32, but not for calibrating static INT8
+(the command line then turns calibration off, so static INT8 falls back to dynamic with a note).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cpuwise.errors import ConfigError
+from cpuwise.optimize.io import Feed
+
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(float16)": np.float16,
+    "tensor(bool)": np.bool_,
+}
+LABEL_KEYS = ("labels", "label", "y")
+
+
+def load_npz(path: str | Path, names: list[str]) -> tuple[Feed, np.ndarray | None]:
+    """(feed, labels or None) from an .npz holding one array per model input (plus optional 'labels')."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"expected an .npz file of input arrays at {p}, found nothing")
+    with np.load(p, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    missing = [n for n in names if n not in data]
+    if missing and len(names) == 1 and len([k for k in data if k not in LABEL_KEYS]) == 1:
+        only = next(k for k in data if k not in LABEL_KEYS)
+        data[names[0]] = data.pop(only)
+        missing = []
+    if missing:
+        raise ConfigError(
+            f"{p.name} lacks arrays for inputs {missing}; it has {sorted(data)}. Save it with "
+            f"np.savez('{p.name}', " + ", ".join(f"{n}=..." for n in names) + ")"
+        )
+    labels = next((data[k] for k in LABEL_KEYS if k in data), None)
+    return {n: data[n] for n in names}, labels
+
+
+def synthetic_feed(inputs: list[dict[str, Any]], rows: int = 64, seq: int = 32, seed: int = 0) -> Feed:
+    """Random rows for each input description ({name, dtype, shape} with None for dynamic dims)."""
+    rng = np.random.default_rng(seed)
+    feed: Feed = {}
+    for spec in inputs:
+        shape = [rows] + [d if isinstance(d, int) and d > 0 else seq for d in spec["shape"][1:]]
+        dtype = _DTYPES.get(spec["dtype"], np.float32)
+        name = spec["name"].lower()
+        if np.issubdtype(dtype, np.floating):
+            feed[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+        elif "mask" in name:
+            feed[spec["name"]] = np.ones(shape, dtype=dtype)
+        elif "type" in name:
+            feed[spec["name"]] = np.zeros(shape, dtype=dtype)
+        else:
+            feed[spec["name"]] = rng.integers(1, 1000, size=shape).astype(dtype)
+    return feed

@@ -1,0 +1,157 @@
+"""Decide among measured candidates: the budget, the Pareto front and the choice (pure functions).
+
+The reference is the model as given (FP32). A candidate's *drop* is `reference score - its score`
+(scores are higher-is-better); a budget is absolute (`0.01`) or relative (`"1%"` of the reference).
+The choice is the fastest candidate for the target whose drop is within budget; when none is, the
+fastest FP32 candidate is kept and the result says the budget was impossible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from cpuwise.errors import ConfigError
+from cpuwise.optimize.bench import BenchResult, IOConfig
+from cpuwise.optimize.evaluate import Score
+from cpuwise.optimize.session import SessionSettings
+
+TARGETS = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_drop: float
+    relative: bool = False
+    min_row: float | None = None  # embeddings: every row's cosine must reach this (worst case, not mean)
+
+    @classmethod
+    def parse(cls, value: float | str, min_row: float | None = None) -> Budget:
+        """`0.01` -> absolute; `"1%"` -> relative 0.01; negative values are rejected."""
+        text = str(value).strip()
+        rel = text.endswith("%")
+        try:
+            number = float(text.rstrip("%"))
+        except ValueError as exc:
+            raise ConfigError(
+                f"max_drop must be a number like 0.01 or a percentage like '1%', got {value!r}"
+            ) from exc
+        if number < 0 or math.isnan(number):
+            raise ConfigError(f"max_drop must be >= 0, got {value!r}")
+        return cls(number / 100 if rel else number, rel, min_row)
+
+    def allowed(self, reference: float) -> float:
+        return abs(reference) * self.max_drop if self.relative else self.max_drop
+
+    def label(self) -> str:
+        text = (
+            f"{self.max_drop * 100:g}% of the reference" if self.relative else f"{self.max_drop:g} absolute"
+        )
+        return text + (f", every row >= {self.min_row:g}" if self.min_row is not None else "")
+
+
+@dataclass
+class Candidate:
+    """One measured way to run the model."""
+
+    name: str
+    technique: str  # "reference", "onnx", "session", "io", "int8", "prune", "lowrank", "distill", ...
+    fp32: bool = True
+    deployable: bool = True  # False for the torch eager reference
+    onnx_path: str | None = None
+    settings: SessionSettings | None = None
+    io: IOConfig = field(default_factory=IOConfig)
+    bench: BenchResult | None = None
+    score: Score | None = None
+    size_bytes: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    dropped: str = ""  # why the candidate was dropped ("" = kept)
+
+    @property
+    def ok(self) -> bool:
+        return not self.dropped and self.bench is not None and self.score is not None and self.score.valid
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "technique": self.technique,
+            "fp32": self.fp32,
+            "deployable": self.deployable,
+            "onnx_path": self.onnx_path,
+            "settings": self.settings.to_dict() if self.settings else None,
+            "io": self.io.to_dict(),
+            "bench": self.bench.to_dict() if self.bench else None,
+            "score": self.score.to_dict() if self.score else None,
+            "size_bytes": self.size_bytes,
+            "params": self.params,
+            "notes": self.notes,
+            "dropped": self.dropped,
+        }
+
+
+def speed(c: Candidate, target: str) -> float:
+    """Higher is faster: 1/p50 latency at batch 1, or throughput at batch N."""
+    assert c.bench is not None
+    return 1000.0 / c.bench.p50_ms if target == "latency" else c.bench.throughput
+
+
+def drop(c: Candidate, reference: float) -> float:
+    assert c.score is not None
+    return reference - c.score.value
+
+
+def within(c: Candidate, reference: float, budget: Budget) -> bool:
+    if not c.ok or drop(c, reference) > budget.allowed(reference):
+        return False
+    worst = c.score.extra.get("cosine_min") if c.score is not None else None
+    return budget.min_row is None or worst is None or worst >= budget.min_row
+
+
+def pareto_front(cands: list[Candidate], target: str) -> list[Candidate]:
+    """Valid candidates no other valid candidate beats on both speed and score, fastest first."""
+    ok = [c for c in cands if c.ok]
+    front = []
+    for c in ok:
+        assert c.score is not None
+        dominated = any(
+            o is not c
+            and o.score is not None
+            and speed(o, target) >= speed(c, target)
+            and o.score.value >= c.score.value
+            and (speed(o, target) > speed(c, target) or o.score.value > c.score.value)
+            for o in ok
+        )
+        if not dominated:
+            front.append(c)
+    return sorted(front, key=lambda c: -speed(c, target))
+
+
+@dataclass
+class Choice:
+    chosen: Candidate | None
+    within_budget: bool
+    message: str
+
+
+def choose(cands: list[Candidate], reference: float, budget: Budget, target: str) -> Choice:
+    """The fastest deployable candidate within budget; else the fastest deployable FP32 one."""
+    if target not in TARGETS:
+        raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
+    deployable = [c for c in cands if c.ok and c.deployable]
+    fits = [c for c in deployable if within(c, reference, budget)]
+    if fits:
+        best = max(fits, key=lambda c: speed(c, target))
+        return Choice(best, True, f"fastest for {target} within a drop of {budget.label()}: {best.name}")
+    fp32 = [c for c in deployable if c.fp32]
+    if not fp32:
+        return Choice(None, False, "no candidate ran successfully; see the dropped candidates")
+    best = max(fp32, key=lambda c: speed(c, target))
+    smallest = min((drop(c, reference) for c in deployable), default=float("nan"))
+    return Choice(
+        best,
+        False,
+        f"budget impossible: no candidate stays within a drop of {budget.label()} "
+        f"(smallest drop measured: {smallest:.3g}); kept the fastest FP32 model, {best.name}",
+    )

@@ -1,0 +1,258 @@
+"""One self-contained HTML report: findings first, then plots over time (inline SVG, no scripts).
+
+Every string that comes from the recording goes through html.escape. Plots carry ids
+(plot-cpu-cores, plot-process-cpu, plot-gpu, plot-memory, plot-steps) so tests can find them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+
+from cpuwise.diagnose.findings import Finding
+from cpuwise.diagnose.metrics import Metrics, measure, sanitize
+from cpuwise.monitor.recording import Recording
+from cpuwise.report import summary as sm
+from cpuwise.report import svg
+from cpuwise.report.style import CSS
+
+ROLE_COLORS = {"main": "#2e86ab", "worker": "#e4572e", "child": "#8e6c8a"}
+STEP_COLORS = {"data-wait": "#e4572e", "compute": "#2e86ab", "sync": "#f3a712"}
+GIB = 2**30
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def _section(title: str, body: str, caption: str = "") -> str:
+    cap = f'<p class="caption">{escape(caption)}</p>' if caption else ""
+    return f'<section class="card"><h2>{escape(title)}</h2>{cap}{body}</section>'
+
+
+def plot_cpu_cores(rec: Recording) -> str:
+    if not rec.system:
+        return _note("No system samples were recorded.")
+    n = max(len(s.cpu_percent_per_core) for s in rec.system)
+    xs = [s.t for s in rec.system]
+    rows = [
+        (
+            f"cpu{c}",
+            [s.cpu_percent_per_core[c] if c < len(s.cpu_percent_per_core) else 0.0 for s in rec.system],
+        )
+        for c in range(n)
+    ]
+    return svg.heatmap("plot-cpu-cores", "CPU busy per core", xs, rows, x_label="time (s)")
+
+
+def plot_process_cpu(rec: Recording, m: Metrics) -> str:
+    if not rec.processes:
+        return _note("No process samples were recorded.")
+    per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for p in rec.processes:
+        per_t[p.t][p.role] += p.cpu_percent / 100.0
+    xs = sorted(per_t)
+    roles = sorted({p.role for p in rec.processes}, key=lambda r: sm.ROLE_ORDER.get(r, 9))
+    layers = [(r, ROLE_COLORS.get(r, "#7f8c8d"), [per_t[t][r] for t in xs]) for r in roles]
+    return svg.stacked_area(
+        "plot-process-cpu",
+        "CPU of the job's processes, stacked by role",
+        xs,
+        layers,
+        x_label="time (s)",
+        y_label="cores",
+        limit=(f"{m.usable_cores} usable cores", float(m.usable_cores)),
+    )
+
+
+def plot_gpu(rec: Recording) -> str:
+    if not rec.gpu.available or not rec.gpus:
+        why = rec.gpu.reason if not rec.gpu.available else "GPU metrics were available but no samples came in"
+        return _note(f"GPU metrics unavailable: {why or 'no reason recorded'}")
+    series = []
+    palette = ["#76b900", "#2e86ab", "#8e6c8a", "#e4572e", "#f3a712", "#16a085"]
+    for i, idx in enumerate(sorted({g.index for g in rec.gpus})):
+        gs = [g for g in rec.gpus if g.index == idx]
+        tag = f"GPU{idx} " if len({g.index for g in rec.gpus}) > 1 else ""
+        util = [(g.t, g.util_percent) for g in gs if g.util_percent is not None]
+        sm_act = [(g.t, g.sm_activity_percent) for g in gs if g.sm_activity_percent is not None]
+        mem = [
+            (g.t, 100.0 * g.mem_used_bytes / g.mem_total_bytes)
+            for g in gs
+            if g.mem_used_bytes is not None and g.mem_total_bytes
+        ]
+        series.append(svg.Series(f"{tag}utilisation %", palette[(3 * i) % 6], util))
+        series.append(svg.Series(f"{tag}SM activity %", palette[(3 * i + 1) % 6], sm_act))
+        occ = [(g.t, v) for g in gs if (v := getattr(g, "sm_occupancy_percent", None)) is not None]
+        if occ:
+            series.append(svg.Series(f"{tag}SM occupancy %", palette[(3 * i + 3) % 6], occ))
+        series.append(svg.Series(f"{tag}memory used %", palette[(3 * i + 2) % 6], mem, dashed=True))
+    return svg.line_chart(
+        "plot-gpu",
+        "GPU utilisation, SM activity and memory",
+        series,
+        x_label="time (s)",
+        y_label="%",
+        y_max=100.0,
+    )
+
+
+def plot_memory(rec: Recording) -> str:
+    if not rec.processes and not rec.system:
+        return _note("No memory samples were recorded.")
+    per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for p in rec.processes:
+        per_t[p.t][p.role] += p.rss_bytes / GIB
+    roles = sorted({p.role for p in rec.processes}, key=lambda r: sm.ROLE_ORDER.get(r, 9))
+    series = [
+        svg.Series(f"RSS {r}", ROLE_COLORS.get(r, "#7f8c8d"), [(t, v[r]) for t, v in sorted(per_t.items())])
+        for r in roles
+    ]
+    series.append(
+        svg.Series("system used", "#34495e", [(s.t, s.mem_used_bytes / GIB) for s in rec.system], dashed=True)
+    )
+    if any(s.swap_used_bytes for s in rec.system):
+        series.append(
+            svg.Series("swap used", "#c0392b", [(s.t, s.swap_used_bytes / GIB) for s in rec.system])
+        )
+    return svg.line_chart("plot-memory", "Memory", series, x_label="time (s)", y_label="GiB")
+
+
+def plot_steps(rec: Recording) -> str:
+    if not rec.steps:
+        return _note(
+            "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
+        )
+    steps = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
+    xs = [float(s.index) for s in steps]
+    layers = [
+        ("data-wait", STEP_COLORS["data-wait"], [1e3 * s.data_wait_s for s in steps]),
+        ("compute", STEP_COLORS["compute"], [1e3 * s.compute_s for s in steps]),
+        ("sync", STEP_COLORS["sync"], [1e3 * s.sync_s for s in steps]),
+    ]
+    return svg.stacked_bars("plot-steps", "Step time per step", xs, layers, x_label="step", y_label="ms")
+
+
+def _finding_html(i: int, f: Finding) -> str:
+    ev = "".join(f"<li>{escape(e)}</li>" for e in f.evidence)
+    code = f"<pre><code>{escape(f.fix_code)}</code></pre>" if f.fix_code else ""
+    fix = f'<p class="fix"><b>Fix:</b> {escape(f.fix)}</p>' if f.fix else ""
+    return (
+        f'<article class="finding sev-{escape(f.severity)}" id="finding-{escape(f.id)}">'
+        f'<h3><span class="badge">{escape(f.severity)}</span> {i}. {escape(f.title)}'
+        f'<span class="conf">{100 * f.confidence:.0f} % confidence</span></h3>'
+        f'<p>{escape(f.summary)}</p><ul class="evidence">{ev}</ul>{fix}{code}</article>'
+    )
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _steps_table(m: Metrics) -> str:
+    rows = sm.step_rows(m)
+    if not rows:
+        return _note(sm.step_caption(m))
+    return (
+        _table(
+            ["part", "mean ms", "share"],
+            [[r.part, f"{r.mean_ms:.1f}", f"{100 * r.share:.0f} %"] for r in rows],
+            "num",
+        )
+        + f'<p class="caption">{escape(sm.step_caption(m))}</p>'
+    )
+
+
+def _process_table(rec: Recording) -> str:
+    rows = sm.process_rows(rec)
+    if not rows:
+        return _note("No process samples were recorded.")
+    return _table(
+        ["pid", "role", "name", "mean CPU", "peak CPU", "peak RSS", "threads", "alive (s)"],
+        [
+            [
+                str(r.pid),
+                r.role,
+                r.name,
+                f"{r.mean_cpu:.0f} %",
+                f"{r.peak_cpu:.0f} %",
+                f"{r.peak_rss / 2**20:.0f} MiB",
+                str(r.threads),
+                f"{r.lifetime_s:.1f}",
+            ]
+            for r in rows
+        ],
+        "num",
+    )
+
+
+def _pipelines(rec: Recording) -> str:
+    parts = []
+    for st in rec.pipeline_stats:
+        if isinstance(st, dict):
+            parts.append(f'<p class="caption">{escape(sm.stats_caption(st))}</p>')
+            parts.append(_table(sm.STAGE_HEADER, sm.stage_rows(st), "num"))
+            for d in st.get("decisions", []) or []:
+                if isinstance(d, dict):
+                    parts.append(_note(f"autotune at {d.get('t', '?')} s: {d.get('why', '')}"))
+    return "".join(parts)
+
+
+def _stacks(rec: Recording) -> str:
+    return "".join(
+        f"<details open><summary>pid {escape(pid)}</summary><pre>{escape(text)}</pre></details>"
+        for pid, text in sorted(rec.stacks.items())
+    )
+
+
+def render_html(rec: Recording, findings: list[Finding]) -> str:
+    """The whole report as one HTML document."""
+    rec = sanitize(rec)
+    m = measure(rec)
+    top = findings[0] if findings else None
+    verdict = (
+        f'<div class="verdict sev-{escape(top.severity)}"><div class="vlabel">Verdict</div>'
+        f'<div class="vtitle">{escape(top.title)}</div><p>{escape(top.summary)}</p></div>'
+        if top
+        else ""
+    )
+    exc = rec.job_info.get("python_exception")
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>cpuwise doctor: {escape(sm.command_text(rec))}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f'<header><h1>cpuwise doctor</h1><p class="cmd"><code>{escape(sm.command_text(rec))}</code></p>',
+        f'<p class="meta">{escape(sm.ending_text(rec))} Started {escape(rec.started_at)}; '
+        f"sampled every {rec.interval_s:g} s; {m.usable_cores} usable cores "
+        f"({escape(str(rec.host.get('cpu_model', '?')))}). {escape(sm.gpu_text(rec, m))}</p></header>",
+        verdict,
+        _section("Findings", "".join(_finding_html(i, f) for i, f in enumerate(findings, 1))),
+        _section(
+            "Step time",
+            _steps_table(m) + plot_steps(rec),
+            "Each bar is one step: time blocked waiting for data, computing, and waiting on the device.",
+        ),
+        _section("CPU per core", plot_cpu_cores(rec), "Whole machine, every core (darker = busier)."),
+        _section(
+            "CPU per process",
+            plot_process_cpu(rec, m) + _process_table(rec),
+            "The job's process tree; 1.0 = one full core.",
+        ),
+        _section("GPU", plot_gpu(rec), f"SM metric: {rec.gpu.sm_metric}" if rec.gpu.sm_metric else ""),
+        _section("Memory", plot_memory(rec), "RSS counts shared pages in every process that maps them."),
+    ]
+    if rec.pipeline_stats:
+        parts.append(_section("cpuwise.data pipeline", _pipelines(rec)))
+    if rec.stacks:
+        parts.append(_section("Stacks at the end", _stacks(rec), "Innermost call first."))
+    if exc:
+        parts.append(_section("Python exception", f"<pre>{escape(str(exc))}</pre>"))
+    if rec.notes:
+        parts.append(
+            _section("Notes", "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in rec.notes) + "</ul>")
+        )
+    parts.append("<footer>Written by cpuwise doctor. Self-contained: no scripts, no network.</footer>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,159 @@
+"""The tables both the terminal and the HTML report show, as plain rows (render-neutral)."""
+
+from __future__ import annotations
+
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from cpuwise.diagnose.evidence import config_of, num
+from cpuwise.diagnose.metrics import Metrics
+from cpuwise.monitor.recording import (
+    END_CRASHED,
+    END_EXITED,
+    END_HUNG,
+    END_INTERRUPTED,
+    END_NOT_FOUND,
+    Recording,
+)
+
+ROLE_ORDER = {"main": 0, "worker": 1, "child": 2}
+
+_ENDINGS = {
+    END_EXITED: "ran to completion",
+    END_CRASHED: "crashed",
+    END_INTERRUPTED: "was interrupted",
+    END_HUNG: "hung and was stopped by the doctor",
+    END_NOT_FOUND: "could not be started",
+}
+
+
+def command_text(rec: Recording) -> str:
+    return shlex.join(rec.command) if rec.command else "(no command)"
+
+
+def ending_text(rec: Recording) -> str:
+    """'The job ran to completion (exit code 0) after 12.3 s.'"""
+    from cpuwise.diagnose.rules_end import describe_exit
+
+    how = _ENDINGS.get(rec.end_reason, rec.end_reason)
+    return f"The job {how} ({describe_exit(rec.exit_code)}) after {rec.duration_s:.1f} s."
+
+
+@dataclass
+class StepRow:
+    part: str
+    mean_ms: float
+    share: float
+
+
+def step_rows(m: Metrics) -> list[StepRow]:
+    s = m.steps
+    if s is None:
+        return []
+    return [
+        StepRow("data-wait", 1e3 * s.mean_wait_s, s.wait_share),
+        StepRow("compute", 1e3 * s.mean_compute_s, s.compute_share),
+        StepRow("sync", 1e3 * s.mean_sync_s, s.sync_share),
+    ]
+
+
+def step_caption(m: Metrics) -> str:
+    s = m.steps
+    if s is None:
+        return "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
+    return (
+        f"{s.n} steps measured (first {s.skipped} of {s.n_total} skipped as warm-up), "
+        f"mean step {1e3 * s.mean_total_s:.1f} ms"
+    )
+
+
+@dataclass
+class ProcRow:
+    pid: int
+    role: str
+    name: str
+    mean_cpu: float  # percent of one core
+    peak_cpu: float
+    peak_rss: int
+    threads: int
+    lifetime_s: float
+
+
+def process_rows(rec: Recording) -> list[ProcRow]:
+    """One row per process, main first, then workers, then other children (by pid)."""
+    by_pid: dict[int, list[Any]] = defaultdict(list)
+    for p in rec.processes:
+        by_pid[p.pid].append(p)
+    rows = []
+    for pid, lst in by_pid.items():
+        lst.sort(key=lambda p: p.t)
+        vals = [p.cpu_percent for p in lst[1:]] or [lst[0].cpu_percent]
+        rows.append(
+            ProcRow(
+                pid,
+                lst[0].role,
+                lst[0].name,
+                sum(vals) / len(vals),
+                max(vals),
+                max(p.rss_bytes for p in lst),
+                max(p.num_threads for p in lst),
+                lst[-1].t - lst[0].t,
+            )
+        )
+    rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.pid))
+    return rows
+
+
+def gpu_text(rec: Recording, m: Metrics) -> str:
+    if not rec.gpu.available:
+        return f"GPU metrics unavailable: {rec.gpu.reason or 'no reason recorded'}"
+    if m.gpu_util is None:
+        return f"GPU {', '.join(rec.gpu.devices) or '?'}: no samples recorded"
+    parts = [f"GPU {', '.join(rec.gpu.devices) or '?'}: utilisation {m.gpu_util:.0f} %"]
+    if m.gpu_sm_activity is not None:
+        parts.append(f"SM activity {m.gpu_sm_activity:.0f} % ({rec.gpu.sm_metric or 'GPM'})")
+    if m.gpu_mem_fraction is not None:
+        parts.append(f"memory up to {100 * m.gpu_mem_fraction:.0f} %")
+    return ", ".join(parts)
+
+
+def stage_rows(stats: dict[str, Any]) -> list[list[str]]:
+    """[name, kind, items, ms/item, workers, wait, errors] per stage of one ds.stats() dict."""
+    rows = []
+    for s in stats.get("stages", []) or []:
+        if not isinstance(s, dict):
+            continue
+        rows.append(
+            [
+                str(s.get("name", "?")),
+                str(s.get("kind", "")),
+                str(s.get("items", "")),
+                f"{num(s.get('per_item_ms')):.2f}",
+                str(s.get("workers") if s.get("workers") is not None else "-"),
+                f"{100 * num(s.get('wait_ratio')):.0f} %",
+                str(s.get("errors", 0)),
+            ]
+        )
+    return rows
+
+
+STAGE_HEADER = ["stage", "kind", "items", "ms/item", "workers", "wait", "errors"]
+
+
+def stats_caption(stats: dict[str, Any]) -> str:
+    cfg = config_of(stats)
+    cfg_txt = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "ram_budget_bytes")
+    wait = stats.get("consumer_wait_ratio")
+    wait_txt = f", consumer waited {100 * num(wait):.0f} %" if wait is not None else ""
+    decode = stats.get("decode")
+    decode_txt = (
+        "; decode " + ", ".join(f"{k}={v}" for k, v in decode.items())
+        if isinstance(decode, dict) and decode
+        else ""
+    )
+    return (
+        f"cpuwise.data pipeline '{stats.get('pipeline', '?')}' epoch {stats.get('epoch', '?')}: "
+        f"{stats.get('items_out', '?')} items out{wait_txt}; config {cfg_txt or 'n/a'}{decode_txt}"
+    )

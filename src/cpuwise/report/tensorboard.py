@@ -1,0 +1,70 @@
+"""TensorBoard scalars (step split, CPU, GPU) under out_dir/tb, when `tensorboard` is installed.
+
+Uses tensorboard's own SummaryWriter (`tensorboard.summary.Writer`) or torch.utils.tensorboard, so it
+needs no TensorFlow. Without tensorboard it writes nothing and says why.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cpuwise._optional import available
+from cpuwise.monitor.recording import Recording
+
+
+def _writer(log_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # type: ignore[attr-defined]
+
+        return SummaryWriter(log_dir=str(log_dir))
+    except ImportError:
+        from tensorboard.summary import Writer  # type: ignore[import-not-found]
+
+        class _Adapter:
+            def __init__(self) -> None:
+                self.w = Writer(str(log_dir))
+
+            def add_scalar(self, tag: str, value: float, step: int) -> None:
+                self.w.add_scalar(tag, float(value), step=step)
+
+            def close(self) -> None:
+                self.w.close()
+
+        return _Adapter()
+
+
+def write_tensorboard(rec: Recording, out_dir: Path) -> tuple[Path | None, str]:
+    """(log dir or None, why nothing was written)."""
+    if not available("tensorboard"):
+        return (
+            None,
+            "tensorboard is not installed (pip install 'cpuwise[tensorboard]'); TensorBoard scalars skipped",
+        )
+    log_dir = out_dir / "tb"
+    w = _writer(log_dir)
+    try:
+        for s in sorted(rec.steps, key=lambda s: (s.t_start, s.index)):
+            w.add_scalar("step/data_wait_ms", 1e3 * s.data_wait_s, s.index)
+            w.add_scalar("step/compute_ms", 1e3 * s.compute_s, s.index)
+            w.add_scalar("step/sync_ms", 1e3 * s.sync_s, s.index)
+            w.add_scalar("step/total_ms", 1e3 * s.total_s, s.index)
+        for i, ss in enumerate(rec.system):
+            w.add_scalar("cpu/machine_busy_cores", sum(ss.cpu_percent_per_core) / 100.0, i)
+        per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for p in rec.processes:
+            per_t[p.t][p.role] += p.cpu_percent / 100.0
+        for i, t in enumerate(sorted(per_t)):
+            for role, v in per_t[t].items():
+                w.add_scalar(f"cpu/{role}_cores", v, i)
+        for i, g in enumerate(rec.gpus):
+            if g.util_percent is not None:
+                w.add_scalar(f"gpu{g.index}/util_percent", g.util_percent, i)
+            if g.sm_activity_percent is not None:
+                w.add_scalar(f"gpu{g.index}/sm_activity_percent", g.sm_activity_percent, i)
+            if g.mem_used_bytes is not None:
+                w.add_scalar(f"gpu{g.index}/mem_used_gib", g.mem_used_bytes / 2**30, i)
+    finally:
+        w.close()
+    return log_dir, ""

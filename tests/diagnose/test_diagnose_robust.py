@@ -1,0 +1,51 @@
+"""diagnose() and the renderers never crash, whatever a recording holds (empty, partial, malformed
+job reports), and always return at least one finding."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from cpuwise.diagnose import diagnose, verdict
+from cpuwise.diagnose.fake import PRESETS, fake_recording
+from cpuwise.diagnose.findings import FINDING_IDS
+from cpuwise.monitor.recording import GpuStatus, Recording
+from cpuwise.report.html import render_html
+from cpuwise.report.terminal import render_summary
+
+JUNK = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5), st.lists(st.integers(), max_size=2))
+
+
+def _render(rec: Recording) -> None:
+    findings = diagnose(rec)
+    assert findings and verdict(findings) in FINDING_IDS
+    Console(file=io.StringIO(), width=100).print(render_summary(rec, findings))
+    assert render_html(rec, findings).endswith("</html>")
+
+
+def test_empty_recording() -> None:
+    rec = Recording(["x"], "2026-01-01T00:00:00", 0.0, 0.1, "exited", 0, {}, GpuStatus(False, "none"))
+    assert verdict(diagnose(rec)) == "insufficient_data"
+    _render(rec)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    preset=st.sampled_from(sorted(PRESETS)),
+    cores=st.integers(1, 8),
+    workers=st.integers(0, 4),
+    steps=st.integers(0, 12),
+    wait=st.floats(0.0, 0.2),
+    junk=JUNK,
+)
+def test_any_recording_renders(
+    preset: str, cores: int, workers: int, steps: int, wait: float, junk: object
+) -> None:
+    rec = fake_recording(preset, cores=cores, workers=workers, steps=steps, wait_s=wait, interval_s=0.2)
+    rec.job_info["thread_pools"] = {"1": {"role": "worker", "torch_intra": junk, "native": junk}, "2": junk}
+    rec.job_info["dataloaders"] = [junk, {"num_workers": junk, "batch_size": junk}]
+    rec.pipeline_stats = [{"pipeline": junk, "config": junk, "stages": [junk, {"per_item_ms": junk}]}]
+    _render(rec)

@@ -1,0 +1,15 @@
+"""Trains forever (until interrupted); writes a marker file once steps are running."""
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+marker = Path(sys.argv[1])
+loader = DataLoader(TensorDataset(torch.randn(64, 4)), batch_size=8)
+while True:
+    for (_x,) in loader:
+        time.sleep(0.01)
+        marker.touch()

@@ -1,0 +1,116 @@
+"""Real samplers: the /proc and psutil tree samplers on live processes, /proc system sampling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cpuwise.monitor.procfs import ProcfsProcessBackend, ProcSystemBackend, process_backend
+from cpuwise.monitor.psutil_tree import PsutilProcessBackend
+from cpuwise.monitor.uss import UssBudget
+
+BACKENDS = ["procfs", "psutil"]
+
+
+def make(kind: str, pid: int) -> ProcfsProcessBackend | PsutilProcessBackend:
+    """A sampler that re-walks the tree and reads USS on every tick (a generous USS budget)."""
+    if kind == "procfs":
+        return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0))
+    return PsutilProcessBackend(pid, refresh_every=1, uss_every=1)
+
+SPAWN_CHILDREN = """
+import subprocess, sys, time
+kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%s)"]) for %s in (0.3, 30)]
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+t = time.time()
+while time.time() - t < 30: sum(range(10000))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tree_sampler_follows_children_and_survives_one_exiting(backend: str) -> None:
+    code = SPAWN_CHILDREN % ("d", "d")
+    root = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert root.stdout is not None and root.stdout.readline() == "ready\n"
+        b = make(backend, root.pid)
+        first = b.sample(0.0, {})
+        assert len(first) == 3 and {s.role for s in first if s.pid == root.pid} == {"main"}
+        assert all(s.rss_bytes > 0 and s.num_threads >= 1 for s in first)
+        assert any(s.uss_bytes for s in first)  # one process per tick gets a USS reading
+        time.sleep(0.6)  # the short-lived child exits (and stays a zombie until reaped) meanwhile
+        later = b.sample(0.6, {})
+        main = next(s for s in later if s.pid == root.pid)
+        assert main.cpu_percent > 20  # it spins
+        assert main.ctx_voluntary >= 0 and main.ctx_involuntary >= 0
+        assert {s.ppid for s in later if s.pid != root.pid} == {root.pid}
+    finally:
+        root.kill()
+        root.wait()
+    # The whole tree is gone now: sampling must not raise.
+    assert all(s.pid != root.pid for s in b.sample(1.0, {}))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_root_that_does_not_exist_gives_no_samples(backend: str) -> None:
+    b = make(backend, 1 << 22)  # no such pid
+    assert b.sample(0.0, {}) == []
+
+
+def test_both_samplers_agree_on_this_process() -> None:
+    import os
+
+    sum(range(200_000))
+    fast = make("procfs", os.getpid()).sample(0.0, {})[0]
+    slow = make("psutil", os.getpid()).sample(0.0, {})[0]
+    assert (fast.pid, fast.ppid, fast.name, fast.role) == (slow.pid, slow.ppid, slow.name, "main")
+    assert fast.num_threads == slow.num_threads and fast.uss_bytes and slow.uss_bytes
+    assert abs(fast.rss_bytes - slow.rss_bytes) < 16 << 20
+    assert fast.ctx_voluntary <= slow.ctx_voluntary and fast.read_bytes is not None
+    assert isinstance(process_backend(os.getpid()), ProcfsProcessBackend)
+
+
+def write_proc(root: Path, stat: str, meminfo: str) -> None:
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc/stat").write_text(stat)
+    (root / "proc/meminfo").write_text(meminfo)
+
+
+MEMINFO = "MemTotal: 8000 kB\nMemFree: 1000 kB\nMemAvailable: 3000 kB\nSwapTotal: 1000 kB\nSwapFree: 400 kB\n"
+
+
+def test_system_sampler_per_core_busy_iowait_and_run_queue(tmp_path: Path) -> None:
+    write_proc(tmp_path, "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0 0 0 0\n"
+               "cpu1 50 0 50 400 0 0 0 0 0 0\nprocs_running 3\n", MEMINFO)
+    b = ProcSystemBackend(tmp_path)
+    assert b.sample(0.0) is None  # rates need two readings
+    # core 0: +100 busy of +100 -> 100 %; core 1: +25 busy, +25 iowait, +50 idle -> 25 % busy.
+    write_proc(tmp_path, "cpu  225 0 100 850 25 0 0 0 0 0\ncpu0 150 0 50 400 0 0 0 0 0 0\n"
+               "cpu1 75 0 50 450 25 0 0 0 0 0\nprocs_running 7\n", MEMINFO)
+    s = b.sample(0.1)
+    assert s is not None
+    assert s.cpu_percent_per_core == [100.0, 25.0]
+    assert s.iowait_percent == pytest.approx(12.5)
+    assert s.procs_running == 7
+    assert (s.mem_total_bytes, s.mem_used_bytes, s.swap_used_bytes) == (8000 * 1024, 5000 * 1024, 600 * 1024)
+
+
+def test_system_sampler_on_this_machine() -> None:
+    b = ProcSystemBackend()
+    b.sample(0.0)
+    time.sleep(0.05)
+    s = b.sample(0.05)
+    assert s is not None and len(s.cpu_percent_per_core) >= 1 and s.mem_total_bytes > 0
+    assert all(0.0 <= c <= 100.0 for c in s.cpu_percent_per_core)
+
+
+def test_without_proc_the_system_sampler_falls_back_to_psutil(tmp_path: Path) -> None:
+    b = ProcSystemBackend(tmp_path)  # an empty root: no /proc/stat
+    assert b.sample(0.0) is None
+    time.sleep(0.05)
+    s = b.sample(0.05)
+    assert s is not None and s.cpu_percent_per_core and s.procs_running is None and s.mem_total_bytes > 0
