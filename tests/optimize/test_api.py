@@ -166,3 +166,29 @@ def test_onnx_input_with_dynamic_padding_and_cli_roundtrip(tmp_path: Path) -> No
     assert bench.exit_code == 0 and "samples/s" in bench.output, bench.output
     bad = runner.invoke(build_app(), ["bench", str(tmp_path / "cli-opt"), "--threads", "1"])
     assert bad.exit_code == 2 and "--data" in bad.output  # random ids overflow the tiny vocabulary
+
+
+def test_cli_optimizes_a_saved_pt2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cpuwise.cli.app import build_app
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+    torch.export.save(torch.export.export(m, (torch.randn(8, 16),)), tmp_path / "m.pt2")
+    args = [
+        "optimize",
+        str(tmp_path / "m.pt2"),
+        "--task",
+        "classifier",
+        "--quick",
+        "--passes",
+        "session",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    res = CliRunner().invoke(build_app(), args)
+    assert res.exit_code == 0, res.output
+    p = co.load(tmp_path / "o")
+    x = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+    assert np.allclose(p.predict(x), m(torch.from_numpy(x)).detach().numpy(), atol=1e-5)

@@ -79,6 +79,7 @@ def optimize_cmd(
         metric = accuracy_metric if labels is not None and task == "classifier" else None
         result = optimize(
             source.onnx_path or source.module,
+            source.example_inputs if source.module is not None else None,
             eval_inputs=inputs,
             eval_labels=labels if metric else None,
             metric=metric,

@@ -50,6 +50,23 @@ def cap_threads() -> dict[str, Any]:
     return capped
 
 
+def _tell_doctor(capped: dict[str, Any]) -> None:
+    """Under `cpuwise doctor`: say this process is a data worker and which thread pools it runs."""
+    try:
+        from cpuwise.monitor import channel
+    except ImportError:
+        return
+    if not channel.ACTIVE:
+        return
+    from threadpoolctl import threadpool_info
+
+    native = [{"library": p.get("internal_api"), "api": p.get("user_api"), "threads": p.get("num_threads")}
+              for p in threadpool_info()]
+    channel.emit("thread_pools", {"role": "worker", "torch_intra": capped.get("torch"), "torch_interop": None,
+                                  "native": native})
+    channel.flush()
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
@@ -69,7 +86,8 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
 
             conn.send(("fatal", traceback.format_exc()))
             return
-        cap_threads()
+        capped = cap_threads()
+        _tell_doctor(capped)
         n_modules = len(sys.modules)
         while True:
             msg = conn.recv()

@@ -68,9 +68,19 @@ def stats_of(rec: Recording) -> list[dict[str, Any]]:
     return [s for s in rec.pipeline_stats if isinstance(s, dict)]
 
 
+WORK_STAGE_KINDS = ("map", "filter", "source")
+
+
 def slowest_stage(stats: dict[str, Any]) -> dict[str, Any] | None:
-    """The stage with the least throughput: per-item time divided by its workers."""
-    stages = [s for s in stats.get("stages", []) or [] if isinstance(s, dict) and s.get("per_item_ms")]
+    """The working stage with the least throughput: per-item time divided by its workers.
+
+    Only stages that do per-sample work count: a prefetch / batch / repeat stage's time is mostly
+    waiting on the stages before it, so it would always look slowest.
+    """
+    stages = [
+        s for s in stats.get("stages", []) or []
+        if isinstance(s, dict) and s.get("per_item_ms") and s.get("kind", "map") in WORK_STAGE_KINDS
+    ]
     if not stages:
         return None
     return max(stages, key=lambda s: num(s["per_item_ms"]) / max(1.0, num(s.get("workers"), 1.0)))

@@ -40,6 +40,19 @@ class ProcfsProcessBackend:
         self._prev_cpu: dict[int, tuple[float, float]] = {}
         self._tick = 0
         self._root_name: str | None = None
+        self._helpers: dict[int, bool] = {}
+
+    def _is_helper(self, pid: int) -> bool:
+        """Whether `pid` is a multiprocessing helper (forkserver, resource tracker); read once per pid."""
+        known = self._helpers.get(pid)
+        if known is None:
+            try:
+                with open(f"{self.proc}/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                cmd = ""
+            known = self._helpers[pid] = is_mp_helper(cmd)
+        return known
 
     def pids(self) -> list[int]:
         return list(self._pids)
@@ -71,8 +84,9 @@ class ProcfsProcessBackend:
                 pct = 100.0 * (raw.cpu_s - prev[1]) / max(1e-6, t - prev[0])
             self._prev_cpu[pid] = (t, raw.cpu_s)
             out.append(ProcessSample(
-                t=t, pid=pid, ppid=raw.ppid, name=raw.name, role=role_of(pid, raw.ppid, raw.name, roles,
-                                                                      self.root_pid, self._root_name),
+                t=t, pid=pid, ppid=raw.ppid, name=raw.name,
+                role=role_of(pid, raw.ppid, raw.name, roles, self.root_pid, self._root_name,
+                             helper=self._is_helper(pid)),
                 cpu_percent=round(max(0.0, pct), 2), num_threads=raw.num_threads,
                 ctx_voluntary=raw.ctx_voluntary, ctx_involuntary=raw.ctx_involuntary,
                 rss_bytes=raw.rss_bytes, uss_bytes=self.uss.read(pid) if pid == uss_pid else None,
@@ -81,13 +95,23 @@ class ProcfsProcessBackend:
         return out
 
 
-def role_of(pid: int, ppid: int, name: str, roles: dict[int, str], root: int, root_name: str | None) -> str:
+# multiprocessing's own helper processes: children of the job with its name, but never data workers.
+MP_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker",
+              "multiprocessing.semaphore_tracker")
+
+
+def is_mp_helper(cmdline: str) -> bool:
+    return any(h in cmdline for h in MP_HELPERS)
+
+
+def role_of(pid: int, ppid: int, name: str, roles: dict[int, str], root: int, root_name: str | None,
+            helper: bool = False) -> str:
     if pid == root:
         return "main"
     if pid in roles:
         return roles[pid]
     # Forked DataLoader / multiprocessing workers carry their parent's name.
-    return "worker" if ppid == root and name == root_name else "child"
+    return "worker" if ppid == root and name == root_name and not helper else "child"
 
 
 def _parse_stat(text: str) -> tuple[dict[str, list[int]], int | None]:

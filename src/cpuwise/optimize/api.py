@@ -22,6 +22,7 @@ from cpuwise.errors import BudgetError, ConfigError
 from cpuwise.optimize import artifact, candidates
 from cpuwise.optimize.evaluate import TASKS, Score, score_outputs
 from cpuwise.optimize.export import export_onnx, load_model
+from cpuwise.optimize.fuse import attention_hint
 from cpuwise.optimize.io import Feed, SequenceSpec, detect_sequence_spec
 from cpuwise.optimize.measure import Judge
 from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
@@ -168,9 +169,10 @@ def optimize(
         names = input_names or (
             list(eval_inputs) if isinstance(eval_inputs, dict) else _forward_names(module, n_in)
         )
-        ex = example_inputs if example_inputs is not None else eval_inputs
-        ex_feed = _as_feed(ex, names)
-        ex_feed = {k: v[: min(2, len(v))] for k, v in ex_feed.items()}
+        if example_inputs is not None:
+            ex_feed = _as_feed(example_inputs, names)
+        else:  # a couple of eval rows are enough to trace the model
+            ex_feed = {k: v[: min(2, len(v))] for k, v in _as_feed(eval_inputs, names).items()}
         torch = require("torch")
         onnx_fp32 = export_onnx(
             module, tuple(torch.from_numpy(ex_feed[n]) for n in names), work / "fp32.onnx", input_names=names
@@ -192,6 +194,7 @@ def optimize(
         task=task,
         train_feed=_as_feed(train_inputs, names) if train_inputs is not None else None,
         time_budget_s=time_budget_s,
+        attention=attention_hint(module) if module is not None else None,
         budget=budget,
         calibrate=calibrate,
         measure_reference=measure_reference,

@@ -42,6 +42,7 @@ class Plan:
     calibrate: bool = True
     measure_reference: bool = True
     fuse: bool = False  # set when transformer fusion applied: torch-pass models are fused too
+    attention: tuple[int, int] | None = None  # (num_heads, hidden_size) hint for fusion
 
     def wants(self, name: str) -> bool:
         if self.passes == "auto":
@@ -140,7 +141,7 @@ def _maybe_fuse(
 
     dst = src.with_name(src.stem + ".fused.onnx")
     try:
-        stats = fuse_transformer(src, dst)
+        stats = fuse_transformer(src, dst, plan.attention)
     except Exception as exc:  # noqa: BLE001 - fusion is an optional optimisation
         cands.append(
             Candidate("ONNX FP32 + transformer fusion", "fuse", dropped=f"fusion failed: {exc}"[:300])
@@ -181,6 +182,7 @@ def _int8_stage(
     notes: list[str],
     prefix: str,
     recipes: list[q.Recipe] | None = None,
+    allow_keep_fp32: bool = True,
 ) -> q.Recipe | None:
     """Quantize `src` with each recipe and measure; returns the fastest recipe within budget."""
     recipes = recipes or q.recipes_for(plan.vnni, have_calibration=True)
@@ -219,8 +221,18 @@ def _int8_stage(
     for i, r in enumerate(recipes):
         attempt(str(i), r)
     wins = [(c, r) for c, r in tried if within(c, judge.reference_score, plan.budget)]
-    dynamic = [(c, r) for c, r in tried if c.ok and r.mode == "dynamic" and not r.keep_fp32]
-    if not wins and dynamic:
+    allowed = plan.budget.allowed(judge.reference_score)
+    # only recipes that nearly fit are worth repairing (a CNN's 50 % top-1 loss is not one layer's fault)
+    dynamic = [
+        (c, r)
+        for c, r in tried
+        if c.ok
+        and c.score is not None
+        and r.mode == "dynamic"
+        and not r.keep_fp32
+        and judge.reference_score - c.score.value <= 3 * allowed + 1e-12
+    ]
+    if not wins and dynamic and allow_keep_fp32:
         # Every whole-model recipe broke the budget: keep one weight group at a time in float, starting
         # from the most accurate recipe, so the nodes that saturate stay FP32 and the rest stays INT8.
         assert all(c.score is not None for c, _ in dynamic)
@@ -326,10 +338,14 @@ def _torch_stage(
 
         fused = path.with_name(path.stem + ".fused.onnx")
         try:
-            path = fused if fuse_transformer(path, fused) is not None else path
+            path = fused if fuse_transformer(path, fused, plan.attention) is not None else path
         except Exception:  # noqa: BLE001 - keep the unfused graph
             pass
     c = judge_onnx(label, name, path, settings, io, judge, params=res.params, notes=list(res.notes))
     cands.append(c)
     if plan.wants("int8") and c.ok:
-        _int8_stage(plan, judge, path, settings, io, cands, notes, f"{name} + ", [recipe])
+        # keeping layers in float only pays when the FP32 student itself is within budget
+        fits = within(c, judge.reference_score, plan.budget)
+        _int8_stage(
+            plan, judge, path, settings, io, cands, notes, f"{name} + ", [recipe], allow_keep_fp32=fits
+        )

@@ -51,7 +51,7 @@ def load_model(path: str | Path) -> ModelSource:
     if suffix == ".pt2":
         ep = torch.export.load(str(p))
         example = ep.example_inputs[0] if getattr(ep, "example_inputs", None) else None
-        return ModelSource(module=ep.module(), origin=str(p), example_inputs=example)
+        return ModelSource(module=_ExportedWrapper.wrap(ep.module()), origin=str(p), example_inputs=example)
     if suffix in (".pt", ".pth"):
         if zipfile.is_zipfile(p) and _is_torchscript(p):
             return ModelSource(module=torch.jit.load(str(p), map_location="cpu").eval(), origin=str(p))
@@ -62,6 +62,28 @@ def load_model(path: str | Path) -> ModelSource:
             "torch.export.save(torch.export.export(model, args), 'model.pt2')."
         )
     raise ConfigError(f"expected a .onnx, .pt2 or TorchScript .pt file, got '{p.suffix}' ({p})")
+
+
+class _ExportedWrapper:
+    """Makes a torch.export graph module usable where an nn.Module is expected: such modules refuse
+    train()/eval(), which the TorchScript ONNX exporter calls, so the graph is kept off the module tree."""
+
+    @staticmethod
+    def wrap(gm: Any) -> Any:
+        torch = require("torch")
+
+        for param in gm.parameters():  # traced as constants: they must not require grad
+            param.requires_grad_(False)
+
+        class ExportedProgramModule(torch.nn.Module):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                super().__init__()
+                object.__setattr__(self, "graph_module", gm)
+
+            def forward(self, *args: Any) -> Any:
+                return self.graph_module(*args)
+
+        return ExportedProgramModule().eval()
 
 
 def _is_torchscript(p: Path) -> bool:
@@ -102,7 +124,10 @@ def export_onnx(
     axes = dynamic_axes or default_dynamic_axes(inputs, input_names, output_names)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    try:
+        model = model.eval()
+    except NotImplementedError:  # modules from torch.export(.load) are already inference graphs
+        pass
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -128,6 +153,12 @@ def _export_error(model: Any, inputs: tuple[Any, ...], exc: Exception, opset: in
     where = locate_op(model, inputs, op) if op else None
     place = f" called from module '{where}'" if where else ""
     what = f"op '{op}'{place}" if op else f"{type(exc).__name__}"
+    if "Guard failed" in str(exc):
+        return ExportError(
+            f"ONNX export failed: the model was saved with static shapes and the example differs ({text}). "
+            "Fix: save it with torch.export.export(model, args, dynamic_shapes={...: {0: torch.export.Dim("
+            "'batch')}}), or pass example inputs of the saved shape."
+        )
     return ExportError(
         f"ONNX export (opset {opset}) failed on {what} of {type(model).__name__}: {text}. Fix: replace that "
         "call with ops ONNX supports (or wrap it in a custom torch.autograd.Function with a `symbolic`), "

@@ -12,29 +12,64 @@ import contextlib
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 from cpuwise._optional import require
 
 
-def fuse_transformer(src: str | Path, dst: str | Path) -> dict[str, int] | None:
-    """Write the fused model to `dst` and return the fused-op counts, or None if nothing was fused."""
+def attention_hint(module: Any) -> tuple[int, int] | None:
+    """(num_heads, hidden_size) from a Hugging Face config inside a torch module, if there is one."""
+    for m in getattr(module, "modules", lambda: [])():
+        cfg = getattr(m, "config", None)
+        heads, hidden = getattr(cfg, "num_attention_heads", None), getattr(cfg, "hidden_size", None)
+        if isinstance(heads, int) and isinstance(hidden, int):
+            return heads, hidden
+    return None
+
+
+def _guess_hidden(graph: Any) -> int | None:
+    """The most common square MatMul weight size (the Q/K/V/output projections of an encoder)."""
+    dims = {t.name: tuple(t.dims) for t in graph.initializer}
+    counts: dict[int, int] = {}
+    for n in graph.node:
+        if n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in dims:
+            d = dims[n.input[1]]
+            if len(d) == 2 and d[0] == d[1]:
+                counts[d[0]] = counts.get(d[0], 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else None
+
+
+def fuse_transformer(
+    src: str | Path, dst: str | Path, hint: tuple[int, int] | None = None
+) -> dict[str, int] | None:
+    """Write the fused model to `dst` and return the fused-op counts, or None if nothing was fused.
+
+    `hint` is (num_heads, hidden_size); without it the hidden size is read off the weights and the
+    usual head sizes (64, 32, 128) are tried; a wrong guess simply fuses nothing.
+    """
     onnx = require("onnx", extra="optimize")
-    ops = {n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
-    if not {"Softmax", "MatMul"} <= ops:  # no attention in this graph: nothing to fuse, skip the cost
-        return None
+    graph = onnx.load(str(src), load_external_data=False).graph
+    if not {"Softmax", "MatMul"} <= {n.op_type for n in graph.node}:
+        return None  # no attention in this graph: nothing to fuse, skip the cost
+    if hint is not None:
+        tries = [hint]
+    else:
+        hidden = _guess_hidden(graph)
+        tries = [(hidden // hd, hidden) for hd in (64, 32, 128) if hidden and hidden % hd == 0]
     optimizer = require("onnxruntime.transformers.optimizer", extra="optimize", purpose="transformer fusion")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = optimizer.optimize_model(
-                str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=1
-            )
-    finally:
-        root.setLevel(level)
-    stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
-    if not stats.get("Attention") and not stats.get("MultiHeadAttention"):
-        return None
-    model.save_model_to_file(str(dst))
-    return stats
+    for heads, hidden in tries:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = optimizer.optimize_model(
+                    str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
+                )
+        finally:
+            root.setLevel(level)
+        stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+        if stats.get("Attention") or stats.get("MultiHeadAttention"):
+            model.save_model_to_file(str(dst))
+            return stats
+    return None
