@@ -32,8 +32,15 @@ def session(model: torch.nn.Module, x: torch.Tensor, threads: int):
     import onnxruntime as ort
 
     buf = io.BytesIO()
-    torch.onnx.export(model.eval(), (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "b"}, "y": {0: "b"}})
+    torch.onnx.export(
+        model.eval(),
+        (x,),
+        buf,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
+    )
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -59,20 +66,36 @@ def digits_variants(quick: bool) -> tuple[dict, dict, np.ndarray]:
 
     def batches():
         for i in range(0, len(xtr), 64):
-            yield (torch.from_numpy(xtr[i:i + 64]),), None
+            yield (torch.from_numpy(xtr[i : i + 64]),), None
 
     ctx = PassContext(example_inputs=(torch.from_numpy(xte[:8]),), train_batches=batches, task="classifier")
     from cpuwise.optimize.passes._torchutil import count_macs, count_params
 
-    variants = {"original": (model, {"params_after": count_params(model),
-                                     "macs_after": count_macs(model, (torch.from_numpy(xte[:8]),))})}
-    for name, p in [("prune_0.25", PrunePass(0.25, finetune_epochs=3)), ("prune_0.5", PrunePass(0.5, finetune_epochs=3)),
-                    ("lowrank_0.9", LowRankPass(0.9, max_mac_fraction=1.0)),
-                    ("distill_w0.5", DistillPass(width=0.5, epochs=4))]:
+    variants = {
+        "original": (
+            model,
+            {
+                "params_after": count_params(model),
+                "macs_after": count_macs(model, (torch.from_numpy(xte[:8]),)),
+            },
+        )
+    }
+    for name, p in [
+        ("prune_0.25", PrunePass(0.25, finetune_epochs=3)),
+        ("prune_0.5", PrunePass(0.5, finetune_epochs=3)),
+        ("lowrank_0.9", LowRankPass(0.9, max_mac_fraction=1.0)),
+        ("distill_w0.5", DistillPass(width=0.5, epochs=4)),
+    ]:
         r = p.run(model, ctx)
         variants[name] = (r.model, r.params)
-    info = {k: {"test_accuracy": accuracy(m, xte, yte), "params": p.get("params_after"),
-                "macs_per_8_images": p.get("macs_after")} for k, (m, p) in variants.items()}
+    info = {
+        k: {
+            "test_accuracy": accuracy(m, xte, yte),
+            "params": p.get("params_after"),
+            "macs_per_8_images": p.get("macs_after"),
+        }
+        for k, (m, p) in variants.items()
+    }
     return variants, info, xte
 
 
@@ -82,16 +105,23 @@ def effnet_variants(quick: bool) -> tuple[dict, dict]:
     ctx = PassContext(example_inputs=(x,), task="classifier")
     from cpuwise.optimize.passes._torchutil import count_macs, count_params
 
-    variants = {"original": (model, {"params_after": count_params(model), "macs_after": count_macs(model, (x,))})}
-    plans = [("prune_0.25", PrunePass(0.25)), ("prune_0.5", PrunePass(0.5)),
-             ("lowrank_0.95", LowRankPass(0.95, max_mac_fraction=1.0)),
-             ("lowrank_0.9", LowRankPass(0.9, max_mac_fraction=1.0)),
-             ("lowrank_0.8_frac0.8", LowRankPass(0.8))]
+    variants = {
+        "original": (model, {"params_after": count_params(model), "macs_after": count_macs(model, (x,))})
+    }
+    plans = [
+        ("prune_0.25", PrunePass(0.25)),
+        ("prune_0.5", PrunePass(0.5)),
+        ("lowrank_0.95", LowRankPass(0.95, max_mac_fraction=1.0)),
+        ("lowrank_0.9", LowRankPass(0.9, max_mac_fraction=1.0)),
+        ("lowrank_0.8_frac0.8", LowRankPass(0.8)),
+    ]
     for name, p in plans[:3] if quick else plans:
         r = p.run(model, ctx)
         variants[name] = (r.model, r.params)
-    info = {k: {"params": p.get("params_after"), "macs_per_image": p.get("macs_after")}
-            for k, (_m, p) in variants.items()}
+    info = {
+        k: {"params": p.get("params_after"), "macs_per_image": p.get("macs_after")}
+        for k, (_m, p) in variants.items()
+    }
     return variants, info
 
 
@@ -102,7 +132,11 @@ def main() -> None:
     args = ap.parse_args()
     threads = max(1, int(usable_cores()))
     torch.manual_seed(0)
-    out: dict = {"host": host_facts(), "ort_threads": threads, "note": "medians, round-robin; noisy if shared"}
+    out: dict = {
+        "host": host_facts(),
+        "ort_threads": threads,
+        "note": "medians, round-robin; noisy if shared",
+    }
 
     dv, dinfo, xte = digits_variants(args.quick)
     dsess = {k: session(m, torch.from_numpy(xte[:1]), threads) for k, (m, _p) in dv.items()}

@@ -20,8 +20,7 @@ class FilterStage(Stage):
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
-        assert self.upstream is not None
-        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+        self.reset_upstream(initial_state)
 
     def next(self) -> Any:
         assert self.upstream is not None

@@ -44,7 +44,7 @@ class PrefetchStage(Stage):
         super().reset(initial_state)
         assert self.upstream is not None
         self._halt()
-        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+        self.reset_upstream(initial_state)
         self._state = {self.UPSTREAM_KEY: self.upstream.get_state()}
         self._done = False
 

@@ -35,7 +35,7 @@ class RepeatStage(Stage):
         super().reset(initial_state)
         assert self.upstream is not None
         self.clock.value = 0 if initial_state is None else int(initial_state[self.PASS_KEY])
-        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+        self.reset_upstream(initial_state)
 
     def next(self) -> Any:
         assert self.upstream is not None

@@ -103,3 +103,8 @@ class Stage:
 
     def upstream_state(self) -> dict[str, Any] | None:
         return None if self.upstream is None else self.upstream.get_state()
+
+    def reset_upstream(self, initial_state: dict[str, Any] | None) -> None:
+        """Reset the upstream stage from this stage's snapshot (or from the start when None)."""
+        assert self.upstream is not None
+        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])

@@ -292,6 +292,15 @@ def _train_batches(plan: Plan, judge: Judge) -> Callable[[], Iterable[tuple[tupl
     return batches
 
 
+def _same_weights(a: Any, b: Any) -> bool:
+    """True when two torch modules have identical state dicts (a pass that changed nothing)."""
+    torch = require("torch")
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa
+    )
+
+
 def _torch_stage(
     tp: Any,
     plan: Plan,
@@ -322,6 +331,11 @@ def _torch_stage(
             notes.append(f"{name}: does not apply to this model")
             return
         res = tp.run(module, ctx)
+        if _same_weights(module, res.model):
+            notes.append(
+                f"{name}: left the model unchanged ({'; '.join(res.notes)[:120]}); not measured again"
+            )
+            return
         path = export_onnx(res.model, ctx.example_inputs, plan.work / f"{name}.onnx", input_names=plan.names)
     except Exception as exc:  # noqa: BLE001 - a failing pass is reported, the search goes on
         msg = str(exc).splitlines()[0] if str(exc) else ""
