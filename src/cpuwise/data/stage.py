@@ -66,10 +66,10 @@ class Stage:
         self._was_reset = True
 
     def next(self) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement next() (the Stage contract)")
 
     def get_state(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement get_state() (the Stage contract)")
 
     # --- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:

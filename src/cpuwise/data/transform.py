@@ -24,7 +24,7 @@ class RandomTransform:
     needs_rng = True
 
     def __call__(self, sample: Any, rng: np.random.Generator) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(sample, rng)")
 
 
 def needs_rng(fn: Callable[..., Any]) -> bool:
