@@ -65,3 +65,24 @@ def test_memory_limit(tmp_path: Path) -> None:
     assert host.memory_limit(root) == 4 << 30
     root2 = _tree(tmp_path / "b", "0::/job\n", {"sys/fs/cgroup/job/memory.max": "max"})
     assert host.memory_limit(root2) is None
+
+
+def test_cgroup_v1_container_limits_at_the_controller_roots(tmp_path: Path) -> None:
+    # Inside a v1 container the controller's mount root is the container's own cgroup.
+    root = _tree(tmp_path, "4:cpu,cpuacct:/docker/abc\n12:memory:/docker/abc\n", {
+        "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "150000",
+        "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000",
+        "sys/fs/cgroup/memory/memory.limit_in_bytes": str(2 << 30),
+    })
+    assert host.cpu_quota(root) == host.CpuQuota(1.5, "cgroup v1 cfs")
+    assert host.memory_limit(root) == 2 << 30
+
+
+def test_cgroup_v1_memory_limit_in_own_cgroup_and_tightest_ancestor_wins(tmp_path: Path) -> None:
+    root = _tree(tmp_path, "12:memory:/docker/abc\n0::/kube/pod/c1\n", {
+        "sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": str(3 << 30),
+        "sys/fs/cgroup/kube/pod/c1/cpu.max": "max 100000",
+        "sys/fs/cgroup/kube/pod/cpu.max": "50000 100000",
+    })
+    assert host.memory_limit(root) == 3 << 30
+    assert host.cpu_quota(root).cores == 0.5

@@ -61,8 +61,14 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _cgroup_dirs(root: Path) -> list[Path]:
-    """The cgroup directories of this process, most specific first (v2 unified and v1 cpu)."""
+# cgroup v1 mounts each controller at its own root; names as mounted by systemd / Docker / Kubernetes.
+_V1_MOUNTS = {"cpu": ("cpu,cpuacct", "cpu", "cpuacct,cpu"), "memory": ("memory",)}
+
+
+def _cgroup_dirs(root: Path, controller: str) -> list[Path]:
+    """Directories that may hold this process's `controller` limits, most specific first: its own
+    cgroup and every ancestor (a limit set on a parent applies too), for v2 and v1, then the
+    controller's mount root (inside a v1 container that root *is* the container's cgroup)."""
     out: list[Path] = []
     text = _read(root / "proc/self/cgroup") or ""
     for line in text.splitlines():
@@ -70,39 +76,49 @@ def _cgroup_dirs(root: Path) -> list[Path]:
         if len(parts) != 3:
             continue
         _, controllers, rel = parts
-        rel = rel.lstrip("/")
         if controllers == "":
-            out.append(root / "sys/fs/cgroup" / rel)
-        elif "cpu" in controllers.split(","):
-            for name in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
-                out.append(root / "sys/fs/cgroup" / name / rel)
+            bases = [root / "sys/fs/cgroup"]
+        elif controller in controllers.split(","):
+            bases = [root / "sys/fs/cgroup" / name for name in _V1_MOUNTS[controller]]
+        else:
+            continue
+        rel_parts = [p for p in rel.split("/") if p]
+        for depth in range(len(rel_parts), 0, -1):
+            out.extend(base.joinpath(*rel_parts[:depth]) for base in bases)
+    out.extend(root / "sys/fs/cgroup" / name for name in _V1_MOUNTS[controller])
     out.append(root / "sys/fs/cgroup")
     return out
 
 
+def _quota_in(d: Path) -> CpuQuota | None:
+    """The quota set in one cgroup directory, CpuQuota(None) for an explicit "unlimited", None if unset."""
+    v2 = _read(d / "cpu.max")
+    if v2 is not None:
+        quota, _, period = v2.partition(" ")
+        if quota == "max":
+            return CpuQuota(None, "none")
+        try:
+            return CpuQuota(int(quota) / int(period or "100000"), "cgroup v2 cpu.max")
+        except ValueError:
+            return None
+    q, p = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+    if q is None or p is None:
+        return None
+    try:
+        qi, pi = int(q), int(p)
+    except ValueError:
+        return None
+    return CpuQuota(None, "none") if qi <= 0 or pi <= 0 else CpuQuota(qi / pi, "cgroup v1 cfs")
+
+
 def cpu_quota(root: Path = Path("/")) -> CpuQuota:
-    """The cgroup CPU quota in cores, or CpuQuota(None, "none") when unlimited."""
-    for d in _cgroup_dirs(root):
-        v2 = _read(d / "cpu.max")
-        if v2 is not None:
-            quota, _, period = v2.partition(" ")
-            if quota == "max":
-                return CpuQuota(None, "none")
-            try:
-                return CpuQuota(int(quota) / int(period or "100000"), "cgroup v2 cpu.max")
-            except ValueError:
-                continue
-        q = _read(d / "cpu.cfs_quota_us")
-        p = _read(d / "cpu.cfs_period_us")
-        if q is not None and p is not None:
-            try:
-                qi, pi = int(q), int(p)
-            except ValueError:
-                continue
-            if qi <= 0 or pi <= 0:
-                return CpuQuota(None, "none")
-            return CpuQuota(qi / pi, "cgroup v1 cfs")
-    return CpuQuota(None, "none")
+    """The tightest cgroup CPU quota on this process's cgroup path, in cores (None: unlimited)."""
+    best = CpuQuota(None, "none")
+    for d in _cgroup_dirs(root, "cpu"):
+        q = _quota_in(d)
+        if q is not None and q.cores is not None and (best.cores is None or q.cores < best.cores):
+            best = q
+    return best
 
 
 def affinity_cores() -> int:
@@ -130,20 +146,20 @@ def memory_total() -> int:
 
 
 def memory_limit(root: Path = Path("/")) -> int | None:
-    """The cgroup memory limit in bytes, or None when there is none (or it exceeds RAM)."""
-    for d in _cgroup_dirs(root):
+    """The tightest cgroup memory limit on this process's cgroup path in bytes, or None when unlimited."""
+    best: int | None = None
+    for d in _cgroup_dirs(root, "memory"):
         for name in ("memory.max", "memory.limit_in_bytes"):
             text = _read(d / name)
-            if text is None:
+            if text is None or text == "max":
                 continue
-            if text == "max":
-                return None
             try:
                 value = int(text)
             except ValueError:
                 continue
-            return value if value < (1 << 60) else None
-    return None
+            if value < (1 << 60) and (best is None or value < best):  # v1 "unlimited" is ~2**63
+                best = value
+    return best
 
 
 def usable_memory(root: Path = Path("/")) -> int:

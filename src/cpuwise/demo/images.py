@@ -54,6 +54,8 @@ def make_dataset(root: str | Path, n: int, *, seed: int = 0, size: tuple[int, in
     rng = np.random.default_rng(seed)
     for c in CLASSES:
         (root / c).mkdir(parents=True, exist_ok=True)
+        for old in (root / c).glob("img_*.jpg"):  # a set of another size: never train on leftovers
+            old.unlink()
     for i in range(n):
         label = i % len(CLASSES)
         img = _image(rng, label, size)

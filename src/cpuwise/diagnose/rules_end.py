@@ -190,7 +190,7 @@ def healthy(rec: Recording, m: Metrics) -> Finding:
         conf = 0.5
     return Finding(
         "healthy",
-        "Healthy: compute-bound",
+        "Healthy: compute-bound" if m.steps is not None else "No bottleneck found",
         "info",
         conf,
         summary,

@@ -99,7 +99,7 @@ class Recorder:
             return None
         cutoff = self._tree_cpu[-1][0] - window_s
         vals = [c for t, c in self._tree_cpu if t >= cutoff]
-        return sum(vals) / len(vals)
+        return sum(vals) / len(vals) if vals else None
 
     def last_progress(self) -> float | None:
         """Seconds since start of the latest step delivery, or None before the first one."""

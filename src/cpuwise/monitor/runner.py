@@ -142,10 +142,11 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     Raises:
         CommandNotFoundError: the program does not exist (the CLI exits 127).
     """
-    if interval <= 0:
+    if interval <= 0 or (hang_timeout is not None and hang_timeout < 0):
         from cpuwise.errors import ConfigError
 
-        raise ConfigError(f"interval must be > 0 seconds, got {interval}")
+        raise ConfigError(f"expected interval > 0 and hang_timeout >= 0 (0: never) seconds, got interval="
+                          f"{interval}, hang_timeout={hang_timeout}. Fix: pass positive numbers.")
     cmd = resolve_command(list(argv))
     tmp = Path(tempfile.mkdtemp(prefix="cpuwise-doctor-", dir=workdir))
     chan, stack_dir = tmp / "channel.jsonl", tmp / "stacks"
@@ -169,7 +170,8 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: the job runs in its own session, so a closed terminal would orphan it.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             handlers[signum] = signal.signal(signum, on_signal)
     end_reason: str | None = None
     stacks: dict[str, str] = {}
@@ -197,6 +199,16 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
         recorder.stop()
         for old_sig, h in handlers.items():
             signal.signal(old_sig, h)
+    try:
+        return _finish(argv, cmd, proc, recorder, interval, started_at, t0, stacks, end_reason, hang_timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], recorder: Recorder,
+            interval: float, started_at: str, t0: float, stacks: dict[str, str], end_reason: str | None,
+            hang_timeout: float | None) -> Recording:
+    """Turn what the recorder collected into the Recording (how the job ended, notes)."""
     rc = exit_code_of(proc.returncode)
     rec = Recording(command=list(argv), started_at=started_at, duration_s=round(time.perf_counter() - t0, 3),
                     interval_s=interval, end_reason="", exit_code=rc, host=host_facts().to_dict(),
@@ -215,7 +227,6 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     if end_reason == END_HUNG:
         rec.notes.append(f"no step progress for {hang_timeout:g} s while the job's CPU was idle: the "
                          f"doctor dumped the stacks of {len(stacks)} process(es) and ended the job")
-    shutil.rmtree(tmp, ignore_errors=True)
     return rec
 
 

@@ -93,7 +93,7 @@ def process_rows(rec: Recording) -> list[ProcRow]:
         rows.append(
             ProcRow(
                 pid,
-                lst[0].role,
+                lst[-1].role,  # the latest: a job names its workers only once they start
                 lst[0].name,
                 sum(vals) / len(vals),
                 max(vals),

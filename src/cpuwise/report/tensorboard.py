@@ -15,24 +15,25 @@ from cpuwise.monitor.recording import Recording
 
 
 def _writer(log_dir: Path) -> Any:
+    # tensorboard's own writer first: torch.utils.tensorboard would import torch (~2 s) for a report.
     try:
+        from tensorboard.summary import Writer  # type: ignore[import-not-found]
+    except ImportError:
         from torch.utils.tensorboard import SummaryWriter  # type: ignore[attr-defined]
 
         return SummaryWriter(log_dir=str(log_dir))
-    except ImportError:
-        from tensorboard.summary import Writer  # type: ignore[import-not-found]
 
-        class _Adapter:
-            def __init__(self) -> None:
-                self.w = Writer(str(log_dir))
+    class _Adapter:
+        def __init__(self) -> None:
+            self.w = Writer(str(log_dir))
 
-            def add_scalar(self, tag: str, value: float, step: int) -> None:
-                self.w.add_scalar(tag, float(value), step=step)
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            self.w.add_scalar(tag, float(value), step=step)
 
-            def close(self) -> None:
-                self.w.close()
+        def close(self) -> None:
+            self.w.close()
 
-        return _Adapter()
+    return _Adapter()
 
 
 def write_tensorboard(rec: Recording, out_dir: Path) -> tuple[Path | None, str]:
@@ -58,7 +59,10 @@ def write_tensorboard(rec: Recording, out_dir: Path) -> tuple[Path | None, str]:
         for i, t in enumerate(sorted(per_t)):
             for role, v in per_t[t].items():
                 w.add_scalar(f"cpu/{role}_cores", v, i)
-        for i, g in enumerate(rec.gpus):
+        gpu_step: dict[int, int] = defaultdict(int)  # samples of several GPUs interleave: count per GPU
+        for g in rec.gpus:
+            i = gpu_step[g.index]
+            gpu_step[g.index] += 1
             if g.util_percent is not None:
                 w.add_scalar(f"gpu{g.index}/util_percent", g.util_percent, i)
             if g.sm_activity_percent is not None:

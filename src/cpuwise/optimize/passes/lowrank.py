@@ -8,8 +8,8 @@ each unfolding; for a conv feeding a BatchNorm the weight is first scaled by the
 because BN amplifies low-norm channels and the error that matters is the one after BN. Depthwise /
 grouped convs are skipped, and a layer is only replaced where the factorised form needs at most
 `max_mac_fraction` of its MACs at the example input's size. The result is plain `nn.Sequential`s of
-Linear/Conv2d, so it exports to ONNX. Fewer MACs is not always faster (tensorly #35): the search keeps
-the candidate only if it measures faster.
+Linear/Conv2d, so it exports to ONNX. Fewer MACs is not always faster (tensorly #35): the search measures
+the candidate on this CPU and chooses it only if it is the fastest within the accuracy budget.
 
     result = LowRankPass(energy=0.95).run(model, PassContext(example_inputs=(x,)))
 """

@@ -5,8 +5,8 @@ consistent; the output layer is never pruned). BERT-like encoders (HF `BertLayer
 q/k/v, `attention.output.dense`, `intermediate.dense`, `output.dense`) are pruned by hand: the lowest
 scoring FFN intermediate neurons and attention heads of every layer (see `_prune_transformer`); slicing
 the Linear layers directly does not depend on how the installed transformers version computes attention.
-Fewer MACs is not the same as faster on a CPU (Torch-Pruning #149), so the search keeps a pruned
-candidate only if it measures faster.
+Fewer MACs is not the same as faster on a CPU (Torch-Pruning #149), so the search measures the pruned
+candidate on this CPU and chooses it only if it is the fastest within the accuracy budget.
 
     result = PrunePass(ratio=0.3).run(model, PassContext(example_inputs=(x,), train_batches=batches))
 """
