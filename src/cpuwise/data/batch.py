@@ -40,6 +40,7 @@ def collate(samples: list[Any]) -> Any:
 
 
 class BatchStage(Stage):
+    PARTIAL_KEY = "partial"
     kind = "batch"
 
     def __init__(self, upstream: Stage, size: int, drop_last: bool,
@@ -47,19 +48,28 @@ class BatchStage(Stage):
         super().__init__(f"batch({size}{', drop_last' if drop_last else ''})", upstream)
         self.size, self.drop_last = size, drop_last
         self.collate_fn = collate if collate_fn is None else collate_fn
+        # samples pulled into the batch being built when upstream raised (e.g. a SampleError the
+        # consumer catches): the next call resumes from them instead of losing them
+        self._partial: list[Any] = []
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         self.reset_upstream(initial_state)
+        partial = None if initial_state is None else initial_state.get(self.PARTIAL_KEY)
+        self._partial = list(partial) if partial else []
 
     def next(self) -> Any:
         assert self.upstream is not None
-        items: list[Any] = []
+        items = self._partial
+        self._partial = []
         while len(items) < self.size:
             try:
                 items.append(self.upstream.__next__())
             except StopIteration:
                 break
+            except BaseException:
+                self._partial = items
+                raise
         if not items or (self.drop_last and len(items) < self.size):
             raise StopIteration
         import time
@@ -71,4 +81,7 @@ class BatchStage(Stage):
 
     def get_state(self) -> dict[str, Any]:
         assert self.upstream is not None
-        return {self.UPSTREAM_KEY: self.upstream.get_state()}
+        state: dict[str, Any] = {self.UPSTREAM_KEY: self.upstream.get_state()}
+        if self._partial:
+            state[self.PARTIAL_KEY] = list(self._partial)
+        return state

@@ -30,7 +30,7 @@ from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
 
 from cpuwise.data import shm
-from cpuwise.data.workers import Completed
+from cpuwise.data.workers import Completed, closed_error
 from cpuwise.errors import WorkerError
 
 log = logging.getLogger("cpuwise.data")
@@ -109,6 +109,7 @@ class _Task:
     epoch: int
     crashed: set[int] = field(default_factory=set)
     kills: dict[int, int] = field(default_factory=dict)
+    first_death: dict[int, float] = field(default_factory=dict)  # position -> its first kill time
 
 
 @dataclass(eq=False)
@@ -207,9 +208,7 @@ class ProcessPool:
     def submit(self, task_id: int, items: list[Any], start: int, epoch: int) -> None:
         with self._lock:
             if self._closed:
-                raise WorkerError(f"map '{self.name}': the worker pool was shut down (ds.close(), "
-                                  "an earlier WorkerError, or interpreter exit). Fix: build the "
-                                  "pipeline again to start new workers.")
+                raise closed_error(self.name)
             self._tasks[task_id] = _Task(items, start, epoch)
             self._send(task_id)
 
@@ -233,7 +232,20 @@ class ProcessPool:
             shm.discard(packed)  # the worker is dead; poll() notices and re-sends its tasks
 
     def poll(self, timeout: float) -> None:
-        """Wait up to `timeout` for results (stored for take()) and handle dead workers."""
+        """Wait up to `timeout` for results (stored for take()) and handle dead workers.
+
+        Raises WorkerError once the pool is shut down: its tasks will never complete."""
+        with self._lock:
+            if self._closed:
+                raise closed_error(self.name)
+        try:
+            self._poll(timeout)
+        except (OSError, ValueError):
+            if self._closed:  # shut down by another thread while waiting on its pipes
+                raise closed_error(self.name) from None
+            raise
+
+    def _poll(self, timeout: float) -> None:
         with self._lock:
             by_obj: dict[Any, _Worker] = {}
             for w in self._workers:
@@ -299,13 +311,16 @@ class ProcessPool:
         w.conn.close()
         w.slots.close()
         shm.sweep(f"{self.prefix}w{w.wid}-")  # slots it created that we never opened
-        self._deaths.append(time.monotonic())
-        while self._deaths and self._deaths[0] < time.monotonic() - DEATH_WINDOW_S:
-            self._deaths.popleft()
+        now = time.monotonic()
         pending = [t for t in w.inflight if t in self._tasks]
         why = f"exit code {code}" + (" (SIGKILL: often the out-of-memory killer)" if code == -9 else "")
+        handled = False
         if pending and w.progress[0] == pending[0]:
-            self._blame(pending[0], int(w.progress[1]), why)
+            handled = self._blame(pending[0], int(w.progress[1]), why, now)
+        if not handled:  # deaths of a sample skipped by on_error="skip" do not count
+            self._deaths.append(now)
+        while self._deaths and self._deaths[0] < now - DEATH_WINDOW_S:
+            self._deaths.popleft()
         if len(self._deaths) > MAX_DEATHS:
             self.shutdown()
             raise WorkerError(
@@ -323,17 +338,27 @@ class ProcessPool:
         for task_id in pending:
             self._send(task_id)
 
-    def _blame(self, task_id: int, pos: int, why: str) -> None:
+    def _blame(self, task_id: int, pos: int, why: str, now: float) -> bool:
+        """Count a worker death against the sample it was running. Returns True when the death is
+        handled by the per-sample policy (the sample killed two workers and is skipped): then
+        neither of its deaths counts toward MAX_DEATHS."""
         from cpuwise.data.naming import sample_name
 
         task = self._tasks[task_id]
         task.kills[pos] = task.kills.get(pos, 0) + 1
         if task.kills[pos] < 2 or pos >= len(task.items):
-            return
+            task.first_death.setdefault(pos, now)
+            return False
         name = sample_name(task.items[pos])
         if self.skip_crashers:
             task.crashed.add(pos)
-            return
+            first = task.first_death.pop(pos, None)
+            if first is not None:
+                try:
+                    self._deaths.remove(first)
+                except ValueError:  # already out of the window
+                    pass
+            return True
         self.shutdown()
         raise WorkerError(
             f"map '{self.name}': sample {name!r} killed a worker process twice ({why}); expected "
@@ -358,7 +383,7 @@ class ProcessPool:
                 busy = [w for w in self._workers if ids.intersection(w.inflight)]
             if not busy or self._closed:
                 return
-            self.poll(0.05)
+            self._poll(0.05)
         with self._lock:
             for w in [w for w in self._workers if ids.intersection(w.inflight)]:
                 w.proc.kill()

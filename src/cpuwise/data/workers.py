@@ -16,6 +16,14 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from cpuwise.data.chunk import MapFn, run_chunk
+from cpuwise.errors import WorkerError
+
+
+def closed_error(name: str) -> WorkerError:
+    """The error a pool raises when it is used after shutdown (submit() or poll())."""
+    return WorkerError(f"map '{name}': the worker pool was shut down (ds.close(), an earlier "
+                       "WorkerError, or interpreter exit). Fix: build the pipeline again to start "
+                       "new workers.")
 
 
 class Completed(NamedTuple):
@@ -42,6 +50,7 @@ class ThreadPool:
         self._threads: list[threading.Thread] = []
         self._target = 0
         self._closed = False
+        self._fatal: BaseException | None = None  # a BaseException a map function raised
         self.resize(n)
 
     @property
@@ -58,7 +67,14 @@ class ThreadPool:
                 if task_id not in self._live:
                     continue
             c0 = time.thread_time()
-            out, times = run_chunk(self.fns, items, start, epoch)
+            try:
+                out, times = run_chunk(self.fns, items, start, epoch)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: raised by poll()
+                with self._lock:
+                    if self._fatal is None:
+                        self._fatal = exc
+                self._results.put(Completed(-1, [], [], 0.0))  # wakes poll()
+                continue
             self._results.put(Completed(task_id, out, times, time.thread_time() - c0))
 
     def resize(self, n: int) -> None:
@@ -76,6 +92,8 @@ class ThreadPool:
 
     def submit(self, task_id: int, items: list[Any], start: int, epoch: int) -> None:
         with self._lock:
+            if self._closed:
+                raise closed_error(self.name)
             self._live.add(task_id)
         self._tasks.put((task_id, items, start, epoch))
 
@@ -83,6 +101,7 @@ class ThreadPool:
         return next(self._ids)
 
     def poll(self, timeout: float) -> None:
+        self._check()
         try:
             item = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
             while True:
@@ -93,6 +112,25 @@ class ThreadPool:
                 item = self._results.get_nowait()
         except queue.Empty:
             pass
+        self._check()
+
+    def _check(self) -> None:
+        """Raise when the pool is closed or a map function raised a BaseException (which would
+        otherwise leave its chunk unfinished forever)."""
+        with self._lock:
+            exc, closed = self._fatal, self._closed
+            self._fatal = None
+        if exc is not None:
+            self.shutdown()
+            if isinstance(exc, KeyboardInterrupt):
+                raise exc
+            raise WorkerError(
+                f"map '{self.name}': the map function raised {type(exc).__name__}: {exc} in a worker "
+                "thread; expected it to return or raise an Exception. Fix: raise an Exception "
+                "subclass instead (not sys.exit() or another BaseException) in the map function."
+            ) from exc
+        if closed:
+            raise closed_error(self.name)
 
     def take(self, task_id: int) -> Completed | None:
         with self._lock:

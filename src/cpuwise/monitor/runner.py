@@ -142,11 +142,12 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     Raises:
         CommandNotFoundError: the program does not exist (the CLI exits 127).
     """
-    if interval <= 0 or (hang_timeout is not None and hang_timeout < 0):
-        from cpuwise.errors import ConfigError
+    from cpuwise.errors import ConfigError
 
-        raise ConfigError(f"expected interval > 0 and hang_timeout >= 0 (0: never) seconds, got interval="
-                          f"{interval}, hang_timeout={hang_timeout}. Fix: pass positive numbers.")
+    if interval <= 0:
+        raise ConfigError(f"interval must be > 0 seconds, got {interval}")
+    if hang_timeout is not None and hang_timeout < 0:
+        raise ConfigError(f"hang_timeout must be >= 0 seconds (0: never end the job), got {hang_timeout}")
     cmd = resolve_command(list(argv))
     tmp = Path(tempfile.mkdtemp(prefix="cpuwise-doctor-", dir=workdir))
     chan, stack_dir = tmp / "channel.jsonl", tmp / "stacks"

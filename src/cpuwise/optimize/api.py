@@ -9,6 +9,8 @@ predictor = cpuwise.optimize.load("minilm-opt")
 from __future__ import annotations
 
 import inspect
+import shutil
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,12 @@ ALL_PASSES = ("session", "io", "fuse", "int8", "prune", "lowrank", "distill")
 
 @dataclass
 class Result:
-    """What `optimize()` found: every candidate, the front, the choice and where it was saved."""
+    """What `optimize()` found: every candidate, the front, the choice and where it was saved.
+
+    With `optimize(out_dir=None)`, `out_dir` is a temporary folder holding only the chosen artifact
+    (the other candidates' files are deleted, so their `onnx_path` no longer exists); the folder is
+    removed when this Result is garbage-collected. It is None when nothing was chosen.
+    """
 
     candidates: list[Candidate]
     chosen: Candidate | None
@@ -137,7 +144,10 @@ def optimize(
         calibrate: use eval_inputs to calibrate static INT8 (False: static falls back to dynamic).
         measure_reference: also time the torch model as given (the speed-up baseline); False saves time
             when an outside anchor is measured anyway (the baseline is then ORT FP32 with default settings).
-        strict: raise BudgetError instead of keeping the best FP32 model when the budget is impossible.
+        strict: raise BudgetError instead of keeping the best FP32 model when the budget is impossible
+            (nothing is saved to `out_dir` then).
+        out_dir: where the chosen artifact is saved (`load(out_dir)`); None: a temporary folder owned by
+            the Result (see `Result`).
     """
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
@@ -152,102 +162,123 @@ def optimize(
         raise ConfigError("expected eval_inputs (or example_inputs) to measure candidates with, got neither")
     source = load_model(model) if isinstance(model, (str, Path)) else None
     module = source.module if source is not None else model
-    work = Path(out_dir) / "candidates" if out_dir is not None else _tmpdir()
+    # out_dir=None: work in a temporary folder; only the chosen artifact survives (see _keep_only_chosen)
+    tmp = _tmpdir() if out_dir is None else None
+    work = Path(out_dir) / "candidates" if out_dir is not None else Path(str(tmp)) / "candidates"
     work.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
+    try:
+        notes: list[str] = []
 
-    if source is not None and source.onnx_path is not None:
-        onnx_fp32 = source.onnx_path
-        names = [i["name"] for i in artifact.onnx_io(onnx_fp32)[0]]
-        module = None
-    else:
-        n_in = (
-            len(eval_inputs)
-            if isinstance(eval_inputs, (tuple, list))
-            else (len(eval_inputs) if isinstance(eval_inputs, dict) else 1)
+        if source is not None and source.onnx_path is not None:
+            onnx_fp32 = source.onnx_path
+            names = [i["name"] for i in artifact.onnx_io(onnx_fp32)[0]]
+            module = None
+        else:
+            n_in = (
+                len(eval_inputs)
+                if isinstance(eval_inputs, (tuple, list))
+                else (len(eval_inputs) if isinstance(eval_inputs, dict) else 1)
+            )
+            names = input_names or (
+                list(eval_inputs) if isinstance(eval_inputs, dict) else _forward_names(module, n_in)
+            )
+            if example_inputs is not None:
+                ex_feed = _as_feed(example_inputs, names)
+            else:  # a couple of eval rows are enough to trace the model
+                ex_feed = {k: v[: min(2, len(v))] for k, v in _as_feed(eval_inputs, names).items()}
+            torch = require("torch")
+            onnx_fp32 = export_onnx(
+                module,
+                tuple(torch.from_numpy(ex_feed[n]) for n in names),
+                work / "fp32.onnx",
+                input_names=names,
+            )
+            say(f"exported to {onnx_fp32}")
+        feed = _as_feed(eval_inputs, names)
+        spec = detect_sequence_spec(feed)
+        labels = _to_numpy(eval_labels) if eval_labels is not None else None
+        plan = candidates.Plan(
+            passes=passes,
+            quick=quick,
+            batch_size=batch_size,
+            target=target,
+            work=work,
+            names=names,
+            cores=host.usable_cores(),
+            vnni=host.has_vnni(),
+            output_fn=output_fn,
+            task=task,
+            train_feed=_as_feed(train_inputs, names) if train_inputs is not None else None,
+            time_budget_s=time_budget_s,
+            attention=attention_hint(module) if module is not None else None,
+            budget=budget,
+            calibrate=calibrate,
+            measure_reference=measure_reference,
         )
-        names = input_names or (
-            list(eval_inputs) if isinstance(eval_inputs, dict) else _forward_names(module, n_in)
+        reference = candidates.reference_outputs(module, onnx_fp32, feed, names, spec, batch_size, output_fn)
+        ref_score = score_outputs(reference, reference, task, metric=metric, labels=labels)
+        if budget.relative and abs(ref_score.value) <= 1e-12:
+            raise ConfigError(
+                f"a relative max_drop ({max_drop!r}) needs a reference score away from 0, found "
+                f"{ref_score.value:g} ({ref_score.name}, task={task!r}), so any relative budget "
+                "allows a drop of exactly 0. Fix: pass an absolute max_drop (e.g. max_drop=1e-4), or "
+                "task='embedding' / 'classifier' (or a metric with eval_labels)"
+            )
+        judge = Judge(
+            feed=feed,
+            reference=reference,
+            task=task,
+            spec=spec,
+            metric=metric,
+            labels=labels,
+            reference_score=ref_score.value,
+            latency_requests=15 if quick else 50,
+            repeats=1 if quick else 3,
+            time_budget_s=6.0 if quick else 20.0,
+            log=say,
         )
-        if example_inputs is not None:
-            ex_feed = _as_feed(example_inputs, names)
-        else:  # a couple of eval rows are enough to trace the model
-            ex_feed = {k: v[: min(2, len(v))] for k, v in _as_feed(eval_inputs, names).items()}
-        torch = require("torch")
-        onnx_fp32 = export_onnx(
-            module, tuple(torch.from_numpy(ex_feed[n]) for n in names), work / "fp32.onnx", input_names=names
+        cands, baseline = candidates.run_all_candidates(plan, judge, module, Path(onnx_fp32), notes)
+        trained = any(c.technique in ("prune", "lowrank", "distill") for c in cands)
+        if train_inputs is None and trained:
+            notes.append(
+                "no train_inputs: fine-tuning/distillation used eval_inputs, so their scores are optimistic"
+            )
+        choice = choose(cands, ref_score.value, budget, target)
+        front = pareto_front(cands, target)
+        rows = table_rows(cands, baseline, ref_score.value, target, choice.chosen, front)
+        dropped = [c for c in cands if c.dropped]
+        if dropped:
+            notes.append("dropped: " + "; ".join(f"{c.name} ({c.dropped})" for c in dropped))
+        result = Result(
+            cands,
+            choice.chosen,
+            front,
+            choice.within_budget,
+            choice.message,
+            ref_score,
+            rows,
+            Path(out_dir) if out_dir is not None else None,
+            notes,
+            {
+                "host": host.host_facts().to_dict(),
+                "budget": budget.label(),
+                "target": target,
+                "sequence": spec.to_dict() if spec else None,
+            },
         )
-        say(f"exported to {onnx_fp32}")
-    feed = _as_feed(eval_inputs, names)
-    spec = detect_sequence_spec(feed)
-    labels = _to_numpy(eval_labels) if eval_labels is not None else None
-    plan = candidates.Plan(
-        passes=passes,
-        quick=quick,
-        batch_size=batch_size,
-        target=target,
-        work=work,
-        names=names,
-        cores=host.usable_cores(),
-        vnni=host.has_vnni(),
-        output_fn=output_fn,
-        task=task,
-        train_feed=_as_feed(train_inputs, names) if train_inputs is not None else None,
-        time_budget_s=time_budget_s,
-        attention=attention_hint(module) if module is not None else None,
-        budget=budget,
-        calibrate=calibrate,
-        measure_reference=measure_reference,
-    )
-    reference = candidates.reference_outputs(module, onnx_fp32, feed, names, spec, batch_size, output_fn)
-    ref_score = score_outputs(reference, reference, task, metric=metric, labels=labels)
-    judge = Judge(
-        feed=feed,
-        reference=reference,
-        task=task,
-        spec=spec,
-        metric=metric,
-        labels=labels,
-        reference_score=ref_score.value,
-        latency_requests=15 if quick else 50,
-        repeats=1 if quick else 3,
-        time_budget_s=6.0 if quick else 20.0,
-        log=say,
-    )
-    cands, baseline = candidates.run_all_candidates(plan, judge, module, Path(onnx_fp32), notes)
-    trained = any(c.technique in ("prune", "lowrank", "distill") for c in cands)
-    if train_inputs is None and trained:
-        notes.append(
-            "no train_inputs: fine-tuning/distillation used eval_inputs, so their scores are optimistic"
-        )
-    choice = choose(cands, ref_score.value, budget, target)
-    front = pareto_front(cands, target)
-    rows = table_rows(cands, baseline, ref_score.value, target, choice.chosen, front)
-    dropped = [c for c in cands if c.dropped]
-    if dropped:
-        notes.append("dropped: " + "; ".join(f"{c.name} ({c.dropped})" for c in dropped))
-    result = Result(
-        cands,
-        choice.chosen,
-        front,
-        choice.within_budget,
-        choice.message,
-        ref_score,
-        rows,
-        Path(out_dir) if out_dir is not None else None,
-        notes,
-        {
-            "host": host.host_facts().to_dict(),
-            "budget": budget.label(),
-            "target": target,
-            "sequence": spec.to_dict() if spec else None,
-        },
-    )
-    if choice.chosen is not None and out_dir is not None:
-        _save(result, choice.chosen, spec, task, tokenizer_file, max_length)
-    if not choice.within_budget and strict:
-        raise BudgetError(f"{choice.message}\n{result.markdown}")
-    return result
+        if not choice.within_budget and strict:  # before saving: an out-of-budget model is never deployed
+            raise BudgetError(f"{choice.message}\n{result.markdown}")
+        if choice.chosen is not None:
+            if tmp is not None:
+                result.out_dir = tmp
+            _save(result, choice.chosen, spec, task, tokenizer_file, max_length)
+        if tmp is not None:
+            _keep_only_chosen(result, tmp, work)
+        return result
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _save(
@@ -283,6 +314,23 @@ def _save(
         report_md=result.markdown,
         report_json=result.to_dict(),
     )
+
+
+def _keep_only_chosen(result: Result, tmp: Path, work: Path) -> None:
+    """out_dir=None: delete the candidate files; the chosen artifact stays in `tmp` (= result.out_dir).
+
+    The folder belongs to the Result: it is removed when the Result is garbage-collected (or at exit),
+    so `load(result.out_dir)` works while the Result is alive. Other candidates' `onnx_path` are gone.
+    """
+    shutil.rmtree(work, ignore_errors=True)
+    chosen = result.chosen
+    if chosen is None or result.out_dir is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        result.out_dir = None
+        return
+    if chosen.onnx_path is not None and Path(chosen.onnx_path).resolve().is_relative_to(work.resolve()):
+        chosen.onnx_path = str(tmp / artifact.MODEL_FILE)
+    weakref.finalize(result, shutil.rmtree, str(tmp), True)
 
 
 def _tmpdir() -> Path:

@@ -339,7 +339,7 @@ def _torch_stage(
         path = export_onnx(res.model, ctx.example_inputs, plan.work / f"{name}.onnx", input_names=plan.names)
     except Exception as exc:  # noqa: BLE001 - a failing pass is reported, the search goes on
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        cands.append(Candidate(name, name, dropped=f"crashed: {type(exc).__name__}: {msg}"[:300]))
+        cands.append(Candidate(name, name, fp32=False, dropped=f"crashed: {type(exc).__name__}: {msg}"[:300]))
         return
     shown = [
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -355,7 +355,10 @@ def _torch_stage(
             path = fused if fuse_transformer(path, fused, plan.attention) is not None else path
         except Exception:  # noqa: BLE001 - keep the unfused graph
             pass
-    c = judge_onnx(label, name, path, settings, io, judge, params=res.params, notes=list(res.notes))
+    # fp32=False: a changed model is not lossless, so it may never be the budget-impossible fallback
+    c = judge_onnx(
+        label, name, path, settings, io, judge, fp32=False, params=res.params, notes=list(res.notes)
+    )
     cands.append(c)
     if plan.wants("int8") and c.ok:
         # keeping layers in float only pays when the FP32 student itself is within budget

@@ -3,7 +3,8 @@
 The reference is the model as given (FP32). A candidate's *drop* is `reference score - its score`
 (scores are higher-is-better); a budget is absolute (`0.01`) or relative (`"1%"` of the reference).
 The choice is the fastest candidate for the target whose drop is within budget; when none is, the
-fastest FP32 candidate is kept and the result says the budget was impossible.
+fastest lossless FP32 candidate (never a pruned / low-rank / distilled / INT8 one) is kept, or the most
+accurate candidate when no lossless one ran, and the result says the budget was impossible.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Candidate:
 
     name: str
     technique: str  # "reference", "onnx", "session", "io", "int8", "prune", "lowrank", "distill", ...
-    fp32: bool = True
+    fp32: bool = True  # lossless: the model as given in FP32 (False for INT8 and prune/lowrank/distill)
     deployable: bool = True  # False for the torch eager reference
     onnx_path: str | None = None
     settings: SessionSettings | None = None
@@ -136,7 +137,7 @@ class Choice:
 
 
 def choose(cands: list[Candidate], reference: float, budget: Budget, target: str) -> Choice:
-    """The fastest deployable candidate within budget; else the fastest deployable FP32 one."""
+    """The fastest deployable candidate within budget; else the fastest lossless FP32 one."""
     if target not in TARGETS:
         raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
     deployable = [c for c in cands if c.ok and c.deployable]
@@ -144,14 +145,21 @@ def choose(cands: list[Candidate], reference: float, budget: Budget, target: str
     if fits:
         best = max(fits, key=lambda c: speed(c, target))
         return Choice(best, True, f"fastest for {target} within a drop of {budget.label()}: {best.name}")
-    fp32 = [c for c in deployable if c.fp32]
-    if not fp32:
+    # Only lossless candidates (FP32 graphs of the model as given: the exported ONNX, session settings,
+    # I/O tricks, fusion) may be the fallback; a pruned / low-rank / distilled / INT8 model never is,
+    # since its accuracy drop can be arbitrarily large. Without any, keep the most accurate one.
+    lossless = [c for c in deployable if c.fp32]
+    if not deployable:
         return Choice(None, False, "no candidate ran successfully; see the dropped candidates")
-    best = max(fp32, key=lambda c: speed(c, target))
-    smallest = min((drop(c, reference) for c in deployable), default=float("nan"))
-    return Choice(
-        best,
-        False,
+    smallest = min(drop(c, reference) for c in deployable)
+    head = (
         f"budget impossible: no candidate stays within a drop of {budget.label()} "
-        f"(smallest drop measured: {smallest:.3g}); kept the fastest FP32 model, {best.name}",
+        f"(smallest drop measured: {smallest:.3g}); "
+    )
+    if lossless:
+        best = max(lossless, key=lambda c: speed(c, target))
+        return Choice(best, False, head + f"kept the fastest FP32 model, {best.name}")
+    best = max(deployable, key=lambda c: (-drop(c, reference), speed(c, target)))
+    return Choice(
+        best, False, head + f"no lossless FP32 model ran; kept the most accurate candidate, {best.name}"
     )
