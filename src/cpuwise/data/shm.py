@@ -202,7 +202,7 @@ class SlotWriter:
             k = min(fits, key=lambda k: self.slots[k][2])
             self.free.remove(k)
             return k, None
-        if self.free:  # grow the smallest free slot
+        if self.free:  # reuse (and grow if needed) the first free slot
             k = self.free.pop(0)
             fd, mm, _ = self.slots[k]
             mm.close()

@@ -2,8 +2,9 @@
 
 The recorder only collects: it owns the samplers (backends), reads the channel file, and at the end
 fills a Recording. Any sampler error is noted once and sampling goes on; a process that exits
-between two samples is simply absent from the next one. Memory stays bounded on long jobs: past
+between two samples is simply absent from the next one. Sample memory stays bounded on long jobs: past
 `max_ticks` samples, every other sample is dropped and the interval doubles (noted in the recording).
+Step records are kept whole (one per step), so they still grow with the number of steps.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ dataset.__getitem__) -> batch(collate). Samples cross from workers as numpy arra
 converted in the worker, zero-copy), and batches are collated with torch's default_collate (or your
 collate_fn) into tensors, as torch's loader would. The engine picks and re-tunes the worker count
 within the CPU budget; each epoch reshuffles (or follows set_epoch); state_dict()/load_state_dict()
-resume mid-epoch. A torch DistributedSampler passed as `sampler` shards the indices like it does.
+resume mid-epoch. A torch DistributedSampler passed as `sampler` gives each rank an equal, padded
+shard, but a fixed one (shuffled within the shard each epoch), not DistributedSampler's global
+per-epoch reshuffle.
 """
 
 from __future__ import annotations
