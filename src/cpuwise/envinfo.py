@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from cpuwise.host import INFERENCE_FLAGS, has_vnni, host_facts
+from cpuwise.monitor.nvml import probe_gpus
 
 LIBRARIES = ("numpy", "torch", "onnxruntime", "onnx", "opencv-python-headless", "pillow", "simplejpeg")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
@@ -17,13 +18,6 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def probe_gpus() -> dict[str, Any]:
-    """GPU names through NVML, or why there are none (the doctor's NVML probe)."""
-    from cpuwise.monitor.nvml import probe_gpus as nvml_probe
-
-    return nvml_probe()
 
 
 def thread_pools(load_torch: bool = True) -> dict[str, Any]:
@@ -63,7 +57,7 @@ def collect_env(load_torch: bool = True) -> dict[str, Any]:
     return {
         "host": facts.to_dict(),
         "vnni": has_vnni(facts.cpu_flags),
-        "gpus": probe_gpus(),
+        "gpus": probe_gpus(),  # NVML, or why there are no GPU metrics
         "libraries": {name: _version(name) for name in LIBRARIES},
         "thread_pools": pools,
         "threads_per_process": per_process,

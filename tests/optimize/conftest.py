@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,3 +30,14 @@ def digits_mlp() -> tuple[Any, np.ndarray, np.ndarray]:
         torch.nn.functional.cross_entropy(model(xt), yt).backward()
         opt.step()
     return model.eval(), x[te], y[te]
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run the test with one torch thread: small SVDs, convs and training steps on a shared 2-core
+    machine are slower with two threads (oversubscription), and results don't depend on the core count."""
+    torch = pytest.importorskip("torch")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

@@ -11,13 +11,7 @@ from cpuwise.optimize.passes.base import PassContext  # noqa: E402
 from cpuwise.optimize.passes.lowrank import LowRankPass, rank_for_energy  # noqa: E402
 from cpuwise.zoo.digits import accuracy, load_digits_data, train_digits_cnn  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():  # small SVDs and convs on a shared 2-core box: one thread avoids oversubscription
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(

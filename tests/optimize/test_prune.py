@@ -14,13 +14,7 @@ from cpuwise.optimize.passes.base import PassContext  # noqa: E402
 from cpuwise.optimize.passes.prune import PrunePass  # noqa: E402
 from cpuwise.zoo.digits import accuracy, load_digits_data, train_digits_cnn  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def digits_ctx(epochs_of_batches: int = 1, labels: bool = True) -> PassContext:

@@ -31,12 +31,7 @@ PASSES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # tiny tensors on a shared 2-core box: one thread avoids oversubscription
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def digits_ctx(n_batches: int = 6, seed: int = 0) -> PassContext:

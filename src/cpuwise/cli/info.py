@@ -6,8 +6,6 @@ import json
 
 import typer
 
-from cpuwise.envinfo import collect_env, render_env
-
 
 def register(app: typer.Typer) -> None:
     @app.command("info")
@@ -15,6 +13,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """Cores (affinity and cgroup quota), memory, CPU flags, GPUs, library versions, thread pools."""
+        from cpuwise.envinfo import collect_env, render_env  # here: keeps every other command's start cheap
+
         env = collect_env()
         if as_json:
             typer.echo(json.dumps(env, indent=2, default=str))
