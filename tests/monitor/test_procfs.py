@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cpuwise.monitor.procfs import ProcfsProcessBackend, ProcSystemBackend, process_backend
@@ -22,37 +26,53 @@ def make(kind: str, pid: int) -> ProcfsProcessBackend | PsutilProcessBackend:
         return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0))
     return PsutilProcessBackend(pid, refresh_every=1, uss_every=1)
 
+# The root spins and starts two children that block until killed; it prints their pids when they exist.
+# The test ends one child itself, so nothing depends on how fast the machine runs.
 SPAWN_CHILDREN = """
 import subprocess, sys, time
-kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%s)"]) for %s in (0.3, 30)]
-sys.stdout.write("ready\\n"); sys.stdout.flush()
+kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(2)]
+sys.stdout.write(" ".join(str(k.pid) for k in kids) + "\\n"); sys.stdout.flush()
 t = time.time()
-while time.time() - t < 30: sum(range(10000))
+while time.time() - t < 60: sum(range(10000))
 """
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tree_sampler_follows_children_and_survives_one_exiting(backend: str) -> None:
-    code = SPAWN_CHILDREN % ("d", "d")
-    root = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    root = subprocess.Popen([sys.executable, "-c", SPAWN_CHILDREN], stdout=subprocess.PIPE, text=True)
+    kids: list[int] = []
     try:
-        assert root.stdout is not None and root.stdout.readline() == "ready\n"
+        assert root.stdout is not None
+        kids = [int(p) for p in root.stdout.readline().split()]
+        assert len(kids) == 2
         b = make(backend, root.pid)
-        first = b.sample(0.0, {})
-        assert len(first) == 3 and {s.role for s in first if s.pid == root.pid} == {"main"}
+        cpu_before = psutil.Process(root.pid).cpu_times()
+        t0 = time.monotonic()
+        first = b.sample(t0, {})
+        assert {s.pid for s in first} == {root.pid, *kids}
+        assert {s.role for s in first if s.pid == root.pid} == {"main"}
         assert all(s.rss_bytes > 0 and s.num_threads >= 1 for s in first)
         assert any(s.uss_bytes for s in first)  # one process per tick gets a USS reading
-        time.sleep(0.6)  # the short-lived child exits (and stays a zombie until reaped) meanwhile
-        later = b.sample(0.6, {})
+        os.kill(kids[0], signal.SIGKILL)  # it stays a zombie: the root never reaps it
+        time.sleep(0.3)
+        t1 = time.monotonic()
+        later = b.sample(t1, {})
+        cpu_after = psutil.Process(root.pid).cpu_times()
         main = next(s for s in later if s.pid == root.pid)
-        assert main.cpu_percent > 20  # it spins
+        # The root spins: its CPU between the two ticks is what the kernel says it used, no more.
+        used = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        assert 0.0 < main.cpu_percent * (t1 - t0) / 100.0 <= used + 0.05
         assert main.ctx_voluntary >= 0 and main.ctx_involuntary >= 0
+        assert kids[1] in {s.pid for s in later}
         assert {s.ppid for s in later if s.pid != root.pid} == {root.pid}
     finally:
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         root.kill()
         root.wait()
     # The whole tree is gone now: sampling must not raise.
-    assert all(s.pid != root.pid for s in b.sample(1.0, {}))
+    assert all(s.pid != root.pid for s in b.sample(time.monotonic(), {}))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -62,8 +82,6 @@ def test_a_root_that_does_not_exist_gives_no_samples(backend: str) -> None:
 
 
 def test_both_samplers_agree_on_this_process() -> None:
-    import os
-
     sum(range(200_000))
     fast = make("procfs", os.getpid()).sample(0.0, {})[0]
     slow = make("psutil", os.getpid()).sample(0.0, {})[0]
