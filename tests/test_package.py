@@ -37,3 +37,12 @@ def test_missing_extra_names_the_extra() -> None:
         assert "cpuwise[optimize]" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected MissingExtraError")
+
+
+def test_python_dash_m_cpuwise_is_the_console_script() -> None:
+    via_module = subprocess.run([sys.executable, "-m", "cpuwise", "--help"], capture_output=True, text=True)
+    assert via_module.returncode == 0, via_module.stderr
+    for command in ("doctor", "optimize", "info", "bench", "demo"):
+        assert command in via_module.stdout
+    bad = subprocess.run([sys.executable, "-m", "cpuwise", "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no-such-command" in bad.stderr

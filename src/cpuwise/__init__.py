@@ -46,13 +46,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cpuwise.monitor.watch import watch
+    from cpuwise._watch import watch
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so `import cpuwise` stays cheap.
     if name == "watch":
-        from cpuwise.monitor.watch import watch
+        from cpuwise._watch import watch  # lazy: `import cpuwise` stays cheap
 
         return watch
     raise AttributeError(f"module 'cpuwise' has no attribute {name!r}")

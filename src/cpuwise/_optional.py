@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from types import ModuleType
 
 from cpuwise.errors import MissingExtraError
@@ -49,9 +51,6 @@ def require(module: str, *, extra: str | None = None, purpose: str | None = None
 
 def available(module: str) -> bool:
     """True if `module` can be imported (without importing it when it isn't loaded yet)."""
-    import importlib.util
-    import sys
-
     if module in sys.modules:
         return True
     try:

@@ -28,7 +28,7 @@ def thread_pools(load_torch: bool = True) -> dict[str, Any]:
     pools: dict[str, Any] = {"env": {k: os.environ.get(k) for k in THREAD_ENV_VARS}}
     if load_torch:
         try:
-            import torch
+            import torch  # lazy and optional: `cpuwise info` reports torch's pools only when asked
 
             pools["torch"] = {
                 "intra_op": torch.get_num_threads(),
@@ -72,6 +72,7 @@ def collect_env(load_torch: bool = True) -> dict[str, Any]:
 
 def render_env(env: dict[str, Any]) -> Any:
     """A rich renderable for `cpuwise info`."""
+    # lazy: collect_env() (the JSON view) needs no rich
     from rich.console import Group
     from rich.table import Table
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def usable_cores(root: Path = Path("/")) -> int:
 
 def memory_total() -> int:
     """Physical memory in bytes."""
-    import psutil
+    import psutil  # lazy: host facts are read by `import cpuwise.data`; /proc covers Linux without it
 
     return int(psutil.virtual_memory().total)
 
@@ -191,8 +192,6 @@ def cpu_model(root: Path = Path("/")) -> str:
     for line in text.splitlines():
         if line.startswith("model name"):
             return line.partition(":")[2].strip()
-    import platform
-
     return platform.processor() or platform.machine()
 
 

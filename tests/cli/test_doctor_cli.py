@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from cpuwise._schema import GpuStatus, Recording, StepRecord
 from cpuwise.cli import doctor as doctor_cli
-from cpuwise.monitor.recording import GpuStatus, Recording, StepRecord
 
 SCRIPTS = Path(__file__).parents[1] / "e2e" / "scripts"
 

@@ -107,21 +107,16 @@ def test_disk_cache_memory_maps_and_survives_a_new_pipeline(tmp_path: Path) -> N
     assert np.array_equal(next(iter(changed)), np.arange(16))  # other upstream: rebuilt, not stale
 
 
-def test_stats_shape_names_and_doctor_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cpuwise.data import pipeline
+def test_stats_shape_names_and_doctor_hooks(tmp_path: Path) -> None:
+    from cpuwise import _channel as channel
 
     channel_file = tmp_path / "channel.jsonl"
-    try:
-        from cpuwise.monitor import channel
-    except ImportError:  # pragma: no cover - the doctor channel is another helper's module
-        pytest.skip("cpuwise.monitor.channel not available")
-    channel._reset_for_tests(str(channel_file))
-    monkeypatch.setattr(pipeline, "_channel", None)
+    channel.set_path(str(channel_file))
     try:
         ds = cd.from_sequence(list(range(30))).map(arange16, workers=2, backend="thread").batch(8).prefetch()
         assert len(list(ds)) == 4
     finally:
-        channel._reset_for_tests(None)
+        channel.set_path(None)
     st = ds.stats()
     assert set(st) >= {"pipeline", "epoch", "items_out", "consumer_wait_ratio", "config", "stages",
                        "decisions"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose import diagnose, verdict
 from cpuwise.diagnose.metrics import measure, sanitize
-from cpuwise.monitor.recording import Recording
 
 HERE = Path(__file__).parent / "recordings"
 

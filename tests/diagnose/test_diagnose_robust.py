@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from cpuwise._schema import GpuStatus, Recording
 from cpuwise.diagnose import diagnose, verdict
 from cpuwise.diagnose.fake import PRESETS, fake_recording
 from cpuwise.diagnose.findings import FINDING_IDS
-from cpuwise.monitor.recording import GpuStatus, Recording
 from cpuwise.report.html import render_html
 from cpuwise.report.terminal import render_summary
 

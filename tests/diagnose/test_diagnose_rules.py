@@ -6,12 +6,12 @@ import copy
 
 import pytest
 
+from cpuwise._schema import END_CRASHED, END_NOT_FOUND, Recording
 from cpuwise.diagnose import diagnose, verdict
 from cpuwise.diagnose.fake import PRESETS, fake_recording
 from cpuwise.diagnose.findings import FINDING_IDS, Finding
 from cpuwise.diagnose.metrics import measure, step_stats
 from cpuwise.diagnose.rules import band, workers_needed
-from cpuwise.monitor.recording import END_CRASHED, END_NOT_FOUND, Recording
 
 
 @pytest.mark.parametrize(

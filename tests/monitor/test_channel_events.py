@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 from cpuwise.monitor.events import ChannelReader, JobState
 
 
@@ -67,7 +67,7 @@ def test_reader_keeps_partial_lines_and_skips_garbage(tmp_path: Path) -> None:
 
 FORK = """
 import os, sys
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 channel.set_path(sys.argv[1])
 channel.emit("role", {"role": "main"})
 pid = os.fork()
@@ -100,7 +100,7 @@ def test_next_records_are_buffered_briefly_and_an_end_flushes(chan: Path) -> Non
 
 FORK_BUFFER = """
 import os, sys
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 channel.set_path(sys.argv[1])
 channel.note_next(0.0, 1.0, source="dataloader")   # still in the buffer when we fork
 pid = os.fork()

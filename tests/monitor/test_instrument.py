@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.instrument import BOOT_DIR, STACK_DIR_ENV
 from cpuwise.monitor.instrument.hooks import PostImportFinder

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
+from cpuwise._schema import GpuSample, GpuStatus, Recording
 from cpuwise.monitor.fake import FakeGpuBackend, FakeProcessBackend, FakeSystemBackend, proc, system
 from cpuwise.monitor.recorder import Recorder
-from cpuwise.monitor.recording import GpuSample, GpuStatus, Recording
 from cpuwise.monitor.runner import _hung
 
 

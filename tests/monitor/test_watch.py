@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import cpuwise
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.steps import build_steps
 

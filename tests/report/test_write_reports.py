@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cpuwise._optional import available
+from cpuwise._schema import Recording
 from cpuwise.diagnose import diagnose, verdict
 from cpuwise.diagnose.fake import fake_recording
-from cpuwise.monitor.recording import Recording
 from cpuwise.report import write_reports
 from cpuwise.report.jsonout import load_findings
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import resource
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from cpuwise.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +28,7 @@ def bench_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure p50/p90 latency at batch 1, throughput at batch N and memory, for each thread count."""
-    import json
-
+    # lazy: the CLI imports every subcommand; this one's libraries load when it runs
     from rich.console import Console
     from rich.table import Table
 
@@ -84,7 +88,7 @@ def bench_cmd(
 
 
 def _resolve(model: Path) -> tuple[Path, Any, Any, list[dict[str, Any]]]:
-    from cpuwise.errors import ConfigError
+    # optimize's modules load only when the command runs (see bench_cmd)
     from cpuwise.optimize import artifact
     from cpuwise.optimize.bench import IOConfig
 
@@ -100,8 +104,5 @@ def _resolve(model: Path) -> tuple[Path, Any, Any, list[dict[str, Any]]]:
 
 
 def _peak_rss() -> int:
-    import resource
-    import sys
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)

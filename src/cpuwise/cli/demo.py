@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         before_only: bool = typer.Option(False, "--before-only", help="Skip the cpuwise.data run."),
     ) -> None:
         """Make a JPEG data set, train a small CNN input-bound on purpose, and show the doctor's verdict."""
+        # lazy: the CLI imports every subcommand; this one's libraries load when it runs
         from rich.console import Console
 
         from cpuwise.demo.run import run_demo

@@ -8,19 +8,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+
+from cpuwise._schema import Recording
+from cpuwise.errors import CommandNotFoundError, ConfigError, RecordingError
 
 DEFAULT_OUT = Path("cpuwise-report")
 EXIT_NOT_FOUND = 127  # the shell's "command not found"
 
 
 def _err(msg: str) -> None:
-    from rich.console import Console
-
     Console(stderr=True).print(msg, markup=False)
 
 
 def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
     """Diagnose `rec`, write the reports to `out` and print the summary (or JSON)."""
+    # lazy: the CLI imports every subcommand; this one's libraries load when it runs
     from cpuwise.diagnose import diagnose
     from cpuwise.report import write_reports
     from cpuwise.report.terminal import render_summary
@@ -39,8 +42,6 @@ def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
                                "findings": [f.to_dict() for f in findings],
                                "reports": {k: str(v) for k, v in paths.items()}}, indent=1))
         return
-    from rich.console import Console
-
     console = Console()
     console.print(render_summary(rec, findings))
     for name, path in paths.items():
@@ -68,9 +69,6 @@ def register(app: typer.Typer) -> None:
 
         Example: cpuwise doctor --out report -- python train.py --epochs 1
         """
-        from cpuwise.errors import CommandNotFoundError, ConfigError, RecordingError
-        from cpuwise.monitor.recording import Recording
-
         if from_ is not None:
             try:
                 rec = Recording.load(from_)
@@ -79,7 +77,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from exc
             diagnose_and_report(rec, out, as_json=as_json)
             return
-        from cpuwise.monitor.runner import run_job
+        from cpuwise.monitor.runner import run_job  # see diagnose_and_report: loaded when the command runs
 
         try:
             rec = run_job(list(command or []), interval=interval, hang_timeout=hang_timeout or None)

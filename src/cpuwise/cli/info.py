@@ -19,6 +19,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(env, indent=2, default=str))
         else:
-            from rich.console import Console
+            from rich.console import Console  # only for the table view
 
             Console().print(render_env(env))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -38,8 +39,7 @@ def optimize_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Try every technique that applies, measure each on this CPU, keep the fastest within budget."""
-    import json
-
+    # lazy: the CLI imports every subcommand; this one's libraries load when it runs
     from rich.console import Console
 
     from cpuwise.errors import BudgetError, CpuwiseError

@@ -1,7 +1,7 @@
 """The user-facing iterator: runs the stages, times the consumer, autotunes, reports.
 
 Per delivered item it measures the time spent inside `__next__` (the consumer's wait), reports it
-to `cpuwise doctor` when one is listening (`cpuwise.monitor.channel`), and every TUNE_INTERVAL_S
+to `cpuwise doctor` when one is listening (`cpuwise._channel`), and every TUNE_INTERVAL_S
 asks the pure autotuner for a new config, which the stages apply between chunks.
 """
 
@@ -12,6 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from cpuwise import _channel
 from cpuwise.data import autotune
 from cpuwise.data.budget import Budget
 from cpuwise.data.build import Built, build, fingerprint
@@ -29,22 +30,6 @@ TUNE_INTERVAL_S = 1.5
 EMIT_INTERVAL_S = 2.0
 STATE_VERSION = 1
 MAX_DECISIONS = 200
-
-_channel: Any = None
-
-
-def channel() -> Any:
-    """cpuwise.monitor.channel when it exists and a doctor listens, else None (checked once)."""
-    global _channel
-    if _channel is None:
-        try:
-            from cpuwise.monitor import channel as ch
-
-            _channel = ch
-        except ImportError:
-            _channel = False
-    return _channel if _channel and getattr(_channel, "ACTIVE", False) else None
-
 
 class PipelineIterator:
     def __init__(self, ds: Dataset, epoch: int, state: dict[str, Any] | None, budget: Budget) -> None:
@@ -89,20 +74,18 @@ class PipelineIterator:
             t1 = time.perf_counter()
             self.wait_s += t1 - t0
             self._finished = True
-            ch = channel()
-            if ch is not None:
-                ch.note_next(t0, t1, stream=id(self), end=True)
-                ch.emit("pipeline_stats", self.stats())
+            if _channel.ACTIVE:
+                _channel.note_next(t0, t1, stream=id(self), end=True)
+                _channel.emit("pipeline_stats", self.stats())
             raise
         t1 = time.perf_counter()
         self.wait_s += t1 - t0
         self.items_out += 1
-        ch = channel()
-        if ch is not None:
-            ch.note_next(t0, t1, stream=id(self))
+        if _channel.ACTIVE:
+            _channel.note_next(t0, t1, stream=id(self))
             if t1 >= self._next_emit:
                 self._next_emit = t1 + EMIT_INTERVAL_S
-                ch.emit("pipeline_stats", self.stats())
+                _channel.emit("pipeline_stats", self.stats())
         if t1 >= self._next_tune:
             self._tune(t1)
         return item

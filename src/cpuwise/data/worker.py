@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from cpuwise import _channel
 from cpuwise.data import shm
 from cpuwise.data.chunk import Failed, run_chunk
 
@@ -52,19 +53,15 @@ def cap_threads() -> dict[str, Any]:
 
 def _tell_doctor(capped: dict[str, Any]) -> None:
     """Under `cpuwise doctor`: say this process is a data worker and which thread pools it runs."""
-    try:
-        from cpuwise.monitor import channel
-    except ImportError:
-        return
-    if not channel.ACTIVE:
+    if not _channel.ACTIVE:
         return
     from threadpoolctl import threadpool_info
 
     native = [{"library": p.get("internal_api"), "api": p.get("user_api"), "threads": p.get("num_threads")}
               for p in threadpool_info()]
-    channel.emit("thread_pools", {"role": "worker", "torch_intra": capped.get("torch"), "torch_interop": None,
-                                  "native": native})
-    channel.flush()
+    _channel.emit("thread_pools", {"role": "worker", "torch_intra": capped.get("torch"),
+                                   "torch_interop": None, "native": native})
+    _channel.flush()
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -13,7 +13,7 @@ MARKER = "cpuwise-demo.json"
 
 
 def _image(rng: np.random.Generator, label: int, size: tuple[int, int]) -> object:
-    from PIL import Image, ImageDraw, ImageFilter
+    from PIL import Image, ImageDraw, ImageFilter  # lazy: `cpuwise demo --help` stays quick
 
     w, h = size
     c0 = rng.integers(0, 256, 3).astype(np.float32)

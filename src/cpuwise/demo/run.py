@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpuwise.monitor.recording import END_EXITED, Recording
+from rich.table import Table
+
+from cpuwise._schema import END_EXITED, Recording
+from cpuwise.demo.images import make_dataset
+from cpuwise.diagnose import diagnose
+from cpuwise.monitor.runner import run_job
+from cpuwise.report import write_reports
+from cpuwise.report.terminal import render_summary
 
 BATCH = 32
 
@@ -33,22 +40,7 @@ class DemoRun:
         return sum(s.data_wait_s for s in steps) / total if total > 0 else 0.0
 
 
-def cpuwise_data_ready() -> bool:
-    """True when cpuwise.data has what the 'after' run needs."""
-    try:
-        import cpuwise.data as cd
-
-        return all(hasattr(cd, n) for n in ("from_folder", "image")) and hasattr(cd.image, "decode_crop")
-    except Exception:
-        return False
-
-
 def run_one(data: Path, loader: str, seconds: float, out: Path, console: Any) -> DemoRun:
-    from cpuwise.diagnose import diagnose
-    from cpuwise.monitor.runner import run_job
-    from cpuwise.report import write_reports
-    from cpuwise.report.terminal import render_summary
-
     cmd = [sys.executable, "-m", "cpuwise.demo.train", "--data", str(data), "--loader", loader,
            "--seconds", f"{seconds:g}", "--batch-size", str(BATCH)]
     console.rule(f"cpuwise doctor -- python -m cpuwise.demo.train --loader {loader}")
@@ -62,8 +54,6 @@ def run_one(data: Path, loader: str, seconds: float, out: Path, console: Any) ->
 
 def run_demo(out: Path, images: int, quick: bool, console: Any, *, after: bool = True) -> int:
     """The whole demo; returns the exit code for `cpuwise demo`."""
-    from cpuwise.demo.images import make_dataset
-
     seconds = 6.0 if quick else 15.0
     console.print(f"Making {images} JPEGs (500x375, photo-like) under {out / 'images'} ...")
     data = make_dataset(out / "images", images)
@@ -72,7 +62,7 @@ def run_demo(out: Path, images: int, quick: bool, console: Any, *, after: bool =
         console.print(f"[red]The demo job ended {before.recording.end_reason}[/red]; see the report.")
         return 1
     runs = [before]
-    if after and cpuwise_data_ready():
+    if after:
         try:
             fixed = run_one(data, "cpuwise", seconds, out / "after", console)
             if fixed.recording.end_reason == END_EXITED and fixed.recording.steps:
@@ -89,8 +79,6 @@ def run_demo(out: Path, images: int, quick: bool, console: Any, *, after: bool =
 
 
 def comparison(runs: list[DemoRun]) -> Any:
-    from rich.table import Table
-
     t = Table(title="Before / after", title_justify="left")
     for col in ("loader", "verdict", "data-wait share", "images/s"):
         t.add_column(col, justify="right" if col in ("data-wait share", "images/s") else "left")

@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+import cpuwise.data as cd
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
@@ -63,9 +68,6 @@ class StockJpegDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        import torch
-        from PIL import Image
-
         rng = random.Random(hash((self.seed, i, time.perf_counter_ns())))
         with Image.open(self.paths[i]) as f:
             im = f.convert("RGB")
@@ -79,8 +81,7 @@ class StockJpegDataset:
 
 
 def small_cnn(classes: int) -> Any:
-    import torch.nn as nn
-
+    nn = torch.nn
     # Small on purpose: a training step costs far less CPU than decoding and cropping its batch.
     return nn.Sequential(
         nn.AvgPool2d(8),
@@ -90,8 +91,6 @@ def small_cnn(classes: int) -> Any:
 
 
 def stock_batches(root: Path, batch_size: int, workers: int) -> Any:
-    from torch.utils.data import DataLoader
-
     ds: Any = StockJpegDataset(root)
     loader: Any = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
                         persistent_workers=workers > 0)
@@ -100,8 +99,6 @@ def stock_batches(root: Path, batch_size: int, workers: int) -> Any:
 
 
 def cpuwise_batches(root: Path, batch_size: int) -> Any:
-    import cpuwise.data as cd
-
     ds = (cd.from_folder(str(root)).shuffle(seed=0).map(cd.image.decode_crop(CROP))
           .map(cd.image.random_flip()).batch(batch_size, drop_last=True).prefetch()
           .repeat().to_torch(normalize=(tuple(MEAN / 255), tuple(STD / 255))))
@@ -121,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
                          "the input pipeline: with the workers decoding on every core, a multi-threaded "
                          "model step would fight them for the cores (the doctor then says 'oversubscribed').")
     args = ap.parse_args(argv)
-    import torch
-
     torch.manual_seed(0)
     if args.threads > 0:
         torch.set_num_threads(args.threads)

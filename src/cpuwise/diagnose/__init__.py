@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from cpuwise._schema import Recording
     from cpuwise.diagnose.findings import Finding
-    from cpuwise.monitor.recording import Recording
 
 __all__ = ["diagnose", "verdict"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose import thresholds as th
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
-from cpuwise.monitor.recording import Recording
 
 Rule = Callable[[Recording, Metrics], list[Finding]]
 NO_STEPS = "step split unavailable: no step records (not a Python job run with cpuwise instrumentation)"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cpuwise.monitor.recording import (
+from cpuwise._schema import (
     END_CRASHED,
     END_EXITED,
     END_HUNG,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
+from cpuwise._schema import ProcessSample, Recording, StepRecord
 from cpuwise.diagnose import thresholds as th
-from cpuwise.monitor.recording import ProcessSample, Recording, StepRecord
 
 
 @dataclass

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose import fixes
 from cpuwise.diagnose import thresholds as th
 from cpuwise.diagnose.evidence import (
@@ -27,7 +28,6 @@ from cpuwise.diagnose.evidence import (
 )
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
-from cpuwise.monitor.recording import Recording
 
 
 def data_wait(rec: Recording, m: Metrics) -> tuple[float, str] | None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import signal
 
+from cpuwise._schema import END_CRASHED, END_HUNG, END_NOT_FOUND, Recording
 from cpuwise.diagnose import fixes
 from cpuwise.diagnose import thresholds as th
 from cpuwise.diagnose.evidence import NO_STEPS, cpu_line, pct, step_line
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
-from cpuwise.monitor.recording import END_CRASHED, END_HUNG, END_NOT_FOUND, Recording
 
 _HEADER = re.compile(r"^(thread|process|current thread|stack|traceback|fatal python|py-spy|python v)", re.I)
 

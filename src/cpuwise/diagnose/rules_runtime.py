@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose import fixes
 from cpuwise.diagnose import thresholds as th
 from cpuwise.diagnose.evidence import NO_STEPS, band, cpu_line, gpu_activity, mib, pct, step_line
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
-from cpuwise.monitor.recording import Recording
 
 
 def _pool_size(info: dict[str, Any]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cpuwise.monitor.recording import GpuSample, GpuStatus, ProcessSample, SystemSample
+from cpuwise._schema import GpuSample, GpuStatus, ProcessSample, SystemSample
 
 
 class ProcessBackend(Protocol):

@@ -13,7 +13,7 @@ import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
-from cpuwise.monitor.recording import GpuSample, GpuStatus, ProcessSample, SystemSample
+from cpuwise._schema import GpuSample, GpuStatus, ProcessSample, SystemSample
 
 
 class VanishedError(Exception):

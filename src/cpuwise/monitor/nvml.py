@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from cpuwise.monitor.recording import GpuSample, GpuStatus
+from cpuwise._schema import GpuSample, GpuStatus
 
 
 def _import_nvml() -> tuple[ModuleType | None, str]:

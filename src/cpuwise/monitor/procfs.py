@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psutil
 
+from cpuwise._schema import ProcessSample, SystemSample
 from cpuwise.monitor import proctree
 from cpuwise.monitor.backends import ProcessBackend
-from cpuwise.monitor.recording import ProcessSample, SystemSample
 from cpuwise.monitor.uss import UssBudget
 
 

@@ -6,8 +6,8 @@ import time
 
 import psutil
 
+from cpuwise._schema import ProcessSample
 from cpuwise.monitor.procfs import role_of
-from cpuwise.monitor.recording import ProcessSample
 
 
 class PsutilProcessBackend:

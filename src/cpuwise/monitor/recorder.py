@@ -13,9 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+from cpuwise._schema import GpuSample, ProcessSample, Recording, SystemSample
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
-from cpuwise.monitor.recording import GpuSample, ProcessSample, Recording, SystemSample
 from cpuwise.monitor.steps import build_steps, pick_source
 
 

@@ -22,15 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cpuwise
-from cpuwise.errors import CommandNotFoundError
-from cpuwise.host import host_facts
-from cpuwise.monitor import channel
-from cpuwise.monitor.backends import GpuBackend
-from cpuwise.monitor.instrument import BOOT_DIR, SRC_ENV, STACK_DIR_ENV
-from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
-from cpuwise.monitor.recorder import Recorder
-from cpuwise.monitor.recording import (
+from cpuwise import _channel as channel
+from cpuwise._schema import (
     END_CRASHED,
     END_EXITED,
     END_HUNG,
@@ -38,6 +31,12 @@ from cpuwise.monitor.recording import (
     GpuStatus,
     Recording,
 )
+from cpuwise.errors import CommandNotFoundError
+from cpuwise.host import host_facts
+from cpuwise.monitor.backends import GpuBackend
+from cpuwise.monitor.instrument import BOOT_DIR, PACKAGE_ROOT, SRC_ENV, STACK_DIR_ENV
+from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
+from cpuwise.monitor.recorder import Recorder
 from cpuwise.monitor.stacks import dump_stacks
 
 IDLE_CPU_PERCENT = 10.0  # a tree below 10 % of one core is idle (a busy job uses >= ~50 %)
@@ -91,7 +90,7 @@ def _job_env(chan: Path, stacks: Path) -> dict[str, str]:
     env = os.environ.copy()
     env[channel.ENV_VAR] = str(chan)
     env[STACK_DIR_ENV] = str(stacks)
-    env[SRC_ENV] = str(Path(cpuwise.__file__).resolve().parent.parent)
+    env[SRC_ENV] = str(PACKAGE_ROOT)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOT_DIR), env.get("PYTHONPATH", "")) if p)
     return env
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from cpuwise.monitor.recording import StepRecord
+from cpuwise._schema import StepRecord
 
 SOURCE_PRIORITY = ("watch", "cpuwise.data", "dataloader")
 

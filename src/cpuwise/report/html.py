@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics, measure, sanitize
-from cpuwise.monitor.recording import Recording
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS

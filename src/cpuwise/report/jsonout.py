@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
-from cpuwise.monitor.recording import Recording
 
 
 def report_dict(rec: Recording, findings: list[Finding]) -> dict[str, Any]:

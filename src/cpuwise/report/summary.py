@@ -7,9 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from cpuwise.diagnose.evidence import config_of, num
-from cpuwise.diagnose.metrics import Metrics
-from cpuwise.monitor.recording import (
+from cpuwise._schema import (
     END_CRASHED,
     END_EXITED,
     END_HUNG,
@@ -17,6 +15,8 @@ from cpuwise.monitor.recording import (
     END_NOT_FOUND,
     Recording,
 )
+from cpuwise.diagnose.evidence import config_of, num
+from cpuwise.diagnose.metrics import Metrics
 
 ROLE_ORDER = {"main": 0, "worker": 1, "child": 2}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cpuwise._optional import available
-from cpuwise.monitor.recording import Recording
+from cpuwise._schema import Recording
 
 
 def _writer(log_dir: Path) -> Any:

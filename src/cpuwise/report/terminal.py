@@ -14,9 +14,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from cpuwise._schema import END_HUNG, Recording
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import measure, sanitize
-from cpuwise.monitor.recording import END_HUNG, Recording
 from cpuwise.report import summary as sm
 
 SEVERITY_STYLE = {"high": "bold red", "moderate": "yellow", "info": "green"}

@@ -148,7 +148,7 @@ def preprocess(image: np.ndarray | Any, size: int = IMAGE_SIZE) -> torch.Tensor:
     """
     np_ = require("numpy")
     torch = require("torch")
-    from PIL import Image
+    from PIL import Image  # lazy, like torch above: the zoo module imports without its libraries
 
     arr = np_.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np_.uint8:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cpuwise._optional import require
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import torch
 
 MAX_LENGTH = 256  # sentence_bert_config.json: max_seq_length
@@ -59,8 +61,6 @@ def load_tokenizer(max_length: int = MAX_LENGTH) -> Any:
 
 def encode_batch(tok: Any, sentences: list[str], pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Tokenise `sentences`, padded to the longest (or `pad_to`); returns int64 (ids, attention_mask)."""
-    import numpy as np
-
     encs = tok.encode_batch(list(sentences))
     length = max((len(e.ids) for e in encs), default=1)
     length = max(length, pad_to or 0)
@@ -143,8 +143,6 @@ def docstring_corpus(min_sentences: int = 700, limit: int | None = None) -> list
     Deterministic for a given Python version (modules in sorted order). Raises RuntimeError when fewer
     than `min_sentences` are found (e.g. a stripped Python without docstrings, `python -OO`).
     """
-    import sys
-
     stdlib = sorted(set(sys.stdlib_module_names))
     seen: set[str] = set()
     out: list[str] = []

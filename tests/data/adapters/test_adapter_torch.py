@@ -147,14 +147,14 @@ def test_lookahead_state_counts_only_delivered_batches() -> None:
 
 
 def test_doctor_channel_gets_one_note_per_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from cpuwise.monitor import channel
+    from cpuwise import _channel as channel
 
     path = tmp_path / "chan.jsonl"
-    channel._reset_for_tests(str(path))
+    channel.set_path(str(path))
     try:
         assert len(list(to_torch(_batches(3)))) == 3
     finally:
-        channel._reset_for_tests(None)
+        channel.set_path(None)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     nexts = [r for r in rows if r["k"] == "next"]
     assert [r["end"] for r in nexts] == [False, False, False, True]
@@ -163,18 +163,18 @@ def test_doctor_channel_gets_one_note_per_batch(tmp_path) -> None:  # type: igno
 
 def test_on_a_cpuwise_pipeline_resume_and_single_reporting(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import cpuwise.data as cd
-    from cpuwise.monitor import channel
+    from cpuwise import _channel as channel
 
     samples = [(np.full((2, 2, 3), i, np.uint8), i) for i in range(10)]
     ds = cd.from_sequence(samples).shuffle(seed=2).batch(3)
     it = ds.to_torch(normalize="imagenet")
     assert len(it) == 4
     path = tmp_path / "chan.jsonl"
-    channel._reset_for_tests(str(path))
+    channel.set_path(str(path))
     try:
         order = [int(v) for _, y in it for v in y]
     finally:
-        channel._reset_for_tests(None)
+        channel.set_path(None)
     assert sorted(order) == list(range(10))
     nexts = [r for r in map(json.loads, path.read_text().splitlines()) if r["k"] == "next"]
     assert len(nexts) == 5 and len({r["it"] for r in nexts}) == 1  # the engine reports; we do not repeat it

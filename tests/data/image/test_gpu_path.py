@@ -164,15 +164,15 @@ def test_split_control_is_shared_with_copies() -> None:
 def test_loader_emits_its_split_to_the_doctor(jpeg_dir: Path, tmp_path: Path) -> None:
     import json
 
-    from cpuwise.monitor import channel
+    from cpuwise import _channel as channel
 
     path = tmp_path / "channel.jsonl"
-    channel._reset_for_tests(str(path))
+    channel.set_path(str(path))
     try:
         paths = sorted(str(p) for p in jpeg_dir.rglob("*.jpg"))
         list(GpuLoader(_batches(paths, 4), 40, decode="cpu", device="cpu", cpu_workers=1))
     finally:
-        channel._reset_for_tests(None)
+        channel.set_path(None)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     steps = [r for r in records if r["k"] == "next"]
     stats = [r["p"] for r in records if r["k"] == "pipeline_stats"]

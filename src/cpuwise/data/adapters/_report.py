@@ -1,4 +1,4 @@
-"""Tell `cpuwise doctor` about delivered batches, when running under it (cpuwise.monitor.channel)."""
+"""Tell `cpuwise doctor` about delivered batches, when running under it (cpuwise._channel)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, TypeVar
+
+from cpuwise import _channel
 
 T = TypeVar("T")
 
@@ -17,11 +19,7 @@ def active_channel(ds: Any = None) -> ModuleType | None:
     the epoch's stats, and reporting twice would count every step twice."""
     if ds is not None and _reports_itself(ds):
         return None
-    try:
-        from cpuwise.monitor import channel
-    except ImportError:
-        return None
-    return channel if getattr(channel, "ACTIVE", False) else None
+    return _channel if _channel.ACTIVE else None
 
 
 def _reports_itself(ds: Any) -> bool:

@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from cpuwise import _channel as channel
 from cpuwise._optional import available, require
 from cpuwise.data.image import geometry, gpu, ops, placement
 from cpuwise.data.image.split import SplitBatch, decode_split
 from cpuwise.errors import ConfigError, SampleError
-from cpuwise.monitor import channel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

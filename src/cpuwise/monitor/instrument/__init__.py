@@ -2,7 +2,7 @@
 
 The doctor puts `boot/` first on the job's PYTHONPATH; its `sitecustomize.py` calls
 `hooks.install()` in every Python process of the job (workers included). Only the standard library
-and `cpuwise.monitor.channel` load at start-up; torch is patched when (and if) the job imports it.
+and `cpuwise._channel` load at start-up; torch is patched when (and if) the job imports it.
 """
 
 from __future__ import annotations
@@ -10,5 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 BOOT_DIR = Path(__file__).resolve().parent / "boot"
+# The folder that holds the `cpuwise` package, for job interpreters that don't have it installed.
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 STACK_DIR_ENV = "CPUWISE_STACK_DIR"
 SRC_ENV = "CPUWISE_SRC"  # where `cpuwise` lives, for interpreters that don't have it installed

@@ -15,7 +15,7 @@ import traceback
 from types import ModuleType, TracebackType
 from typing import Any, Callable, Sequence
 
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 from cpuwise.monitor.instrument import STACK_DIR_ENV
 
 STACK_SIGNAL = signal.SIGUSR2  # SIGUSR1 is taken by e.g. Lightning's SLURM requeue

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from cpuwise.monitor import channel
+from cpuwise import _channel as channel
 
 _done = False
 _streams = itertools.count(1)

@@ -20,23 +20,32 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
+import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from cpuwise.monitor import channel
-from cpuwise.monitor.recording import (
+from cpuwise import _channel as channel
+from cpuwise._schema import (
     END_CRASHED,
     END_EXITED,
     END_INTERRUPTED,
     GpuStatus,
     Recording,
 )
+from cpuwise.errors import ConfigError
+from cpuwise.host import host_facts
+from cpuwise.monitor.backends import NoGpu
+from cpuwise.monitor.instrument import torch_patches
+from cpuwise.monitor.nvml import NvmlBackend
+from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
+from cpuwise.monitor.recorder import Recorder
 
 T = TypeVar("T")
 _streams = itertools.count(1_000_000)  # apart from the DataLoader patch's stream ids
@@ -60,8 +69,6 @@ class Watch:
         self.standalone = not channel.ACTIVE
         if self.standalone:
             self._start_recorder()
-        from cpuwise.monitor.instrument import torch_patches
-
         if "torch" in sys.modules:
             torch_patches.patch_all()
         torch_patches.report_pools("main")
@@ -69,19 +76,11 @@ class Watch:
         return self
 
     def _start_recorder(self) -> None:
-        import os
-
-        from cpuwise.monitor.backends import NoGpu
-        from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
-        from cpuwise.monitor.recorder import Recorder
-
         self._tmp = Path(tempfile.mkdtemp(prefix="cpuwise-watch-"))
         path = self._tmp / "channel.jsonl"
         channel.set_path(str(path))
         channel.emit("hello", {"argv": list(sys.argv), "faulthandler": None})
         if self.gpu:
-            from cpuwise.monitor.nvml import NvmlBackend
-
             gpu: Any = NvmlBackend()
         else:
             gpu = NoGpu("GPU sampling was switched off (cpuwise.watch(gpu=False))")
@@ -99,26 +98,12 @@ class Watch:
 
     def iter(self, iterable: Iterable[T]) -> Iterator[T]:
         """Yield from `iterable`, timing each `__next__` as the step's data-wait."""
-        stream = next(_streams)
-        it = iter(iterable)
-        while True:
-            t0 = time.perf_counter()
-            try:
-                item = next(it)
-            except StopIteration:
-                channel.note_next(t0, time.perf_counter(), source="watch", stream=stream, end=True)
-                return
-            channel.note_next(t0, time.perf_counter(), source="watch", stream=stream)
-            yield item
+        return channel.timed(iterable, source="watch", stream=next(_streams))
 
     def __exit__(self, etype: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if not self.standalone:
             return
-        import traceback
-
-        from cpuwise.host import host_facts
-
         rec_ = self._recorder
         channel.flush()
         rec_.stop()
@@ -147,10 +132,9 @@ class Watch:
         if self.recording is None:
             if not self.standalone:
                 return {}
-            from cpuwise.errors import ConfigError
-
             raise ConfigError("w.report() needs a finished watch: call it after the `with "
                               "cpuwise.watch() as w:` block has ended.")
+        # lazy: the rules and renderers load only when a report is written
         from cpuwise.diagnose import diagnose
         from cpuwise.report import write_reports
 

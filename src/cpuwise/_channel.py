@@ -9,12 +9,16 @@ call (measured ~2 us each instead of ~8); everything else is written at once, af
 Callers (cpuwise.data iterators, the DataLoader instrumentation, `cpuwise.watch`) check `ACTIVE`
 first so the channel costs nothing outside the doctor:
 
-    from cpuwise.monitor import channel
+    from cpuwise import _channel as channel
     if channel.ACTIVE:
         channel.note_next(t_enter, t_exit)        # around one user-facing __next__
         channel.emit("pipeline_stats", ds.stats())
 
-This module imports only the standard library.
+`timed(iterable)` is the one loop that times a user-facing `__next__` and reports it; wrappers that
+hand batches to a training loop (adapters, `cpuwise.watch`) use it instead of timing by hand.
+
+This module imports only the standard library: it is loaded at start-up in every Python process of
+a job under the doctor, and by the data workers, which must start fast.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import atexit
 import json
 import os
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ENV_VAR = "CPUWISE_CHANNEL"
 
@@ -111,6 +118,30 @@ def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", st
         flush()
 
 
+def timed(iterable: Iterable[T], *, source: str = "cpuwise.data", stream: int | None = None) -> Iterator[T]:
+    """Yield from `iterable`, reporting the time inside each `__next__` with `note_next` (and once
+    with end=True when it ends). Outside the doctor (ACTIVE false at the start) it only yields.
+
+    Args:
+        source: as for `note_next`.
+        stream: the id steps are paired by; default: the id of this iteration's iterator.
+    """
+    it = iter(iterable)
+    if not ACTIVE:
+        yield from it
+        return
+    sid = id(it) if stream is None else stream
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            note_next(t0, time.perf_counter(), source=source, stream=sid, end=True)
+            return
+        note_next(t0, time.perf_counter(), source=source, stream=sid)
+        yield item
+
+
 def add_sync(seconds: float) -> None:
     """Add host-blocked-on-device time; it is reported with the next `note_next`."""
     global _sync_s
@@ -137,4 +168,3 @@ def set_path(path: str | None) -> None:
     PATH, ACTIVE, _fd, _fd_pid, _sync_s = path, path is not None, None, None, 0.0
 
 
-_reset_for_tests = set_path

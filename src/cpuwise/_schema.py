@@ -1,8 +1,15 @@
-"""The plain data a doctor run collects: the contract between collect, decide and render.
+"""The typed contracts between cpuwise's layers: what is collected, and what a pipeline reports.
+
+- `Recording` (with its samples and steps) is what a doctor run collects: the contract between
+  collect (`cpuwise.monitor`), decide (`cpuwise.diagnose`) and render (`cpuwise.report`).
+- `PipelineStats` is what a `cpuwise.data` pipeline reports (`ds.stats()`, and the doctor's channel):
+  the contract between `cpuwise.data` and the doctor, which never imports `cpuwise.data`.
 
 Everything here is a dataclass of plain values (numbers, strings, lists, dicts) so a Recording saves
 to JSON and loads back unchanged (`Recording.from_dict(r.to_dict()) == r`), and the rules in
-`cpuwise.diagnose` can be tested on recorded or hand-written traces without a GPU.
+`cpuwise.diagnose` can be tested on recorded or hand-written traces without a GPU. Values a job
+reports may be missing or malformed (a job of another cpuwise version, a hand-edited file): the
+`from_dict` readers of job-reported data coerce what they can and never raise on a bad field.
 
 Times `t` are seconds since the recording started (monotonic clock). Percentages are 0-100 per core
 for processes (a process using two full cores reads 200) and 0-100 of the whole device for GPUs.
@@ -27,6 +34,136 @@ END_HUNG = "hung"  # no step progress for --hang-timeout; the doctor ended it
 END_NOT_FOUND = "not_found"  # the command could not be started
 
 T = TypeVar("T")
+
+
+def _num(value: object, default: float = 0.0) -> float:
+    """A float from a job-reported value (which may be missing or malformed)."""
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return out if out == out else default  # NaN -> default
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return int(value)
+
+
+# --- what a cpuwise.data pipeline reports --------------------------------------------------------
+
+
+@dataclass
+class StageEntry:
+    """One stage of a pipeline in `PipelineStats.stages` (a fused map group gives one per map call).
+
+    time_s is the stage's own work (worker seconds for maps, exclusive time otherwise); wait_ratio is
+    the share of wall time its consumer spent blocked on it (inclusive of upstream).
+    """
+
+    name: str
+    kind: str  # "source", "map", "filter", "batch", "prefetch", "shuffle", "cache", "repeat", ...
+    items: int = 0
+    time_s: float = 0.0
+    per_item_ms: float = 0.0
+    wait_ratio: float = 0.0
+    workers: int | None = None
+    errors: int = 0
+    skipped: list[str] = field(default_factory=list)  # names of skipped samples (bounded)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageEntry:
+        skipped = d.get("skipped")
+        return cls(name=str(d.get("name", "?")), kind=str(d.get("kind", "map")),
+                   items=int(_num(d.get("items"))), time_s=_num(d.get("time_s")),
+                   per_item_ms=_num(d.get("per_item_ms")), wait_ratio=_num(d.get("wait_ratio")),
+                   workers=_int_or_none(d.get("workers")), errors=int(_num(d.get("errors"))),
+                   skipped=[str(x) for x in skipped] if isinstance(skipped, list) else [])
+
+
+@dataclass
+class PipelineConfig:
+    """The parallelism a pipeline runs with (chosen by its autotuner or pinned by the user)."""
+
+    workers: int = 0
+    backend: str = "inline"  # "process", "thread", "inline"
+    prefetch: int = 0
+    cpu_budget: float | None = None
+    ram_budget_bytes: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: object) -> PipelineConfig:
+        if not isinstance(d, dict):
+            return cls()
+        budget = d.get("cpu_budget")
+        return cls(workers=int(_num(d.get("workers"))), backend=str(d.get("backend", "inline")),
+                   prefetch=int(_num(d.get("prefetch"))),
+                   cpu_budget=None if budget is None else _num(budget),
+                   ram_budget_bytes=_int_or_none(d.get("ram_budget_bytes")))
+
+
+@dataclass
+class Decision:
+    """One autotuner decision: when (wall clock), the config it chose, and why."""
+
+    t: float
+    config: PipelineConfig
+    why: str
+
+    @classmethod
+    def from_dict(cls, d: object) -> Decision:
+        d = d if isinstance(d, dict) else {}
+        return cls(t=_num(d.get("t")), config=PipelineConfig.from_dict(d.get("config")),
+                   why=str(d.get("why", "")))
+
+
+@dataclass
+class PipelineStats:
+    """What one cpuwise.data pipeline (or GpuLoader) reports: `ds.stats()` is `to_dict()` of this.
+
+    consumer_wait_ratio is the share of wall time the consumer spent inside `__next__`; `decode` is
+    set by the GPU loader (which placement decodes JPEGs, and why).
+    """
+
+    pipeline: str
+    epoch: int = 0
+    items_out: int = 0
+    consumer_wait_ratio: float | None = None
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+    stages: list[StageEntry] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    decode: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["decode"] is None:
+            del out["decode"]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: object) -> PipelineStats:
+        """Read job-reported stats; malformed fields fall back to their defaults."""
+        d = d if isinstance(d, dict) else {}
+        stages = d.get("stages")
+        decisions = d.get("decisions")
+        decode = d.get("decode")
+        wait = d.get("consumer_wait_ratio")
+        return cls(
+            pipeline=str(d.get("pipeline", "?")), epoch=int(_num(d.get("epoch"))),
+            items_out=int(_num(d.get("items_out"))),
+            consumer_wait_ratio=None if wait is None else _num(wait),
+            config=PipelineConfig.from_dict(d.get("config")),
+            stages=[StageEntry.from_dict(x) for x in stages if isinstance(x, dict)]
+            if isinstance(stages, list) else [],
+            decisions=[Decision.from_dict(x) for x in decisions] if isinstance(decisions, list) else [],
+            decode=decode if isinstance(decode, dict) else None,
+        )
+
+
+# --- what a doctor run collects --------------------------------------------------------------------
 
 
 @dataclass
