@@ -1,0 +1,80 @@
+"""The scenario corpus: real training scripts and the verdict the doctor must give each one.
+
+Each script does real work (no sleep standing in for CPU work, except where waiting is the subject)
+and carries no hint for the doctor. `verdict` is the primary finding the doctor must give; `wrong`
+lists verdicts it must not give (the wrong ones it used to give); `fix_contains` are fragments the
+primary finding's code fix must contain, in the idiom of the job's framework.
+
+Classes that need hardware this machine lacks (NCCL, per-rank GPUs, a GPU `.item()` stall, a
+container CPU quota) are checked on recordings and fakes in tests/diagnose, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    script: str
+    verdict: tuple[str, ...]  # accepted primary verdicts
+    wrong: tuple[str, ...] = ()  # verdicts that must not appear among the findings
+    framework: str = "torch"  # whose idiom the fix is written in
+    fix_contains: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    launcher: tuple[str, ...] = ()  # e.g. ("-m", "torch.distributed.run", "--nproc_per_node=2")
+    hang_timeout: float | None = None
+    neighbour_hog: bool = False  # another CPU-bound process runs beside the job
+    exit_code: int = 0
+    ranks: int | None = None  # ranks the doctor must recognise
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, python: str) -> list[str]:
+        return [python, *self.launcher, str(HERE / self.script), *self.args]
+
+
+INPUT_BOUND = ("input_bound_cpu_saturated", "too_few_workers", "io_bound", "input_bound")
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("jpeg workers saturate the CPU", "torch_jpeg_workers_saturated.py",
+             ("input_bound_cpu_saturated",), wrong=("too_few_workers",)),
+    Scenario("jpeg decode in the main process", "torch_jpeg_no_workers.py", ("too_few_workers",),
+             fix_contains=("num_workers=",)),
+    Scenario("in-memory MLP", "torch_in_memory_compute.py", ("healthy",), wrong=INPUT_BOUND),
+    Scenario("latency-bound remote reads", "torch_remote_storage.py", ("io_bound",),
+             wrong=("too_few_workers", "input_bound_cpu_saturated"), fix_contains=("num_workers=",)),
+    Scenario("oversubscribed short job", "torch_oversubscribed_short.py", ("oversubscribed",),
+             wrong=("input_bound",), fix_contains=("set_num_threads(1)",)),
+    Scenario("copy-on-read worker memory", "torch_copy_on_read.py", ("memory_growth",)),
+    Scenario("DDP gloo, input-bound ranks", "ddp_gloo_input_bound.py", ("input_bound_cpu_saturated",),
+             ranks=2),
+    Scenario("DDP gloo, one slow rank", "ddp_gloo_straggler.py", ("straggler",), ranks=2),
+    Scenario("torchrun gloo, compute-bound", "torchrun_gloo_compute.py", ("healthy",), wrong=INPUT_BOUND,
+             launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"), ranks=2),
+    Scenario("Lightning, slow dataset, no workers", "lightning_slow_dataset.py", ("too_few_workers",),
+             framework="lightning", fix_contains=("train_dataloader", "num_workers=")),
+    Scenario("Lightning, compute-bound", "lightning_compute.py", ("healthy",), wrong=INPUT_BOUND,
+             framework="lightning"),
+    Scenario("HF Trainer, on-the-fly augmentation", "hf_trainer_slow_dataset.py", ("too_few_workers",),
+             framework="hf", fix_contains=("TrainingArguments", "dataloader_num_workers=")),
+    Scenario("Keras PyDataset, decode per batch", "keras_pydataset_slow.py", INPUT_BOUND,
+             framework="keras", fix_contains=("workers=", "use_multiprocessing=True")),
+    Scenario("Keras, compute-bound", "keras_compute.py", ("healthy",), wrong=INPUT_BOUND, framework="keras"),
+    Scenario("slow collate_fn in the main process", "torch_slow_collate.py", ("too_few_workers",),
+             fix_contains=("num_workers=",)),
+    Scenario("workers restarted every epoch", "torch_epoch_startup.py", ("worker_startup",),
+             fix_contains=("persistent_workers=True",)),
+    Scenario("tiny steps through worker processes", "torch_tiny_steps.py", ("input_bound",)),
+    Scenario("a CPU hog beside the job", "torch_jpeg_workers_saturated.py", ("cpu_contention",),
+             neighbour_hog=True),
+    Scenario("crash on a bad batch", "torch_crash_shape.py", ("crashed",), exit_code=1),
+    Scenario("deadlocked workers", "torch_worker_deadlock.py", ("hung",), hang_timeout=6.0, exit_code=143),
+    Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py", ("input_bound_cpu_saturated",),
+             framework="cpuwise.data", fix_contains=("cd.",)),
+    Scenario("generator loop timed by cpuwise.watch", "watch_generator_loop.py", ("too_few_workers",),
+             framework="torch"),
+)
