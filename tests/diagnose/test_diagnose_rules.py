@@ -1,4 +1,4 @@
-"""The rules, table-driven over synthetic recordings (cpuwise.diagnose.fake) and hand-edited ones."""
+"""The rules, table-driven over synthetic recordings (cpuwise.testing.recordings) and hand-edited ones."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import pytest
 
 from cpuwise._schema import END_CRASHED, END_NOT_FOUND, Recording
 from cpuwise.diagnose import diagnose, verdict
-from cpuwise.diagnose.fake import PRESETS, fake_recording
-from cpuwise.diagnose.findings import FINDING_IDS, Finding
+from cpuwise.diagnose.evidence import band
+from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import measure, step_stats
-from cpuwise.diagnose.rules import band, workers_needed
+from cpuwise.diagnose.registry import finding_ids
+from cpuwise.diagnose.rules.input_bound import workers_needed
+from cpuwise.testing.recordings import PRESETS, fake_recording
+
+FINDING_IDS = finding_ids()
 
 
 @pytest.mark.parametrize(

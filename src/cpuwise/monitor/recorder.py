@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from cpuwise._schema import GpuSample, ProcessSample, Recording, SystemSample
+from cpuwise._schema import GpuSample, PipelineStats, ProcessSample, Recording, SystemSample
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.steps import build_steps, pick_source
@@ -140,7 +140,7 @@ class Recorder:
             info = dict(st.job_info)
             info["step_source"] = pick_source(st.nexts) if st.nexts else info.get("step_source")
             rec.job_info.update(info)
-            rec.pipeline_stats = list(st.pipeline_stats.values())
+            rec.pipeline_stats = [PipelineStats.from_dict(p) for p in st.pipeline_stats.values()]
             rec.gpu = self.gpu_backend.status
             rec.notes.extend(self.notes)
         return rec

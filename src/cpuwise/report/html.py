@@ -11,7 +11,7 @@ from html import escape
 
 from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
-from cpuwise.diagnose.metrics import Metrics, measure, sanitize
+from cpuwise.diagnose.metrics import Metrics, measure
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
@@ -191,12 +191,10 @@ def _process_table(rec: Recording) -> str:
 def _pipelines(rec: Recording) -> str:
     parts = []
     for st in rec.pipeline_stats:
-        if isinstance(st, dict):
-            parts.append(f'<p class="caption">{escape(sm.stats_caption(st))}</p>')
-            parts.append(_table(sm.STAGE_HEADER, sm.stage_rows(st), "num"))
-            for d in st.get("decisions", []) or []:
-                if isinstance(d, dict):
-                    parts.append(_note(f"autotune at {d.get('t', '?')} s: {d.get('why', '')}"))
+        parts.append(f'<p class="caption">{escape(sm.stats_caption(st))}</p>')
+        parts.append(_table(sm.STAGE_HEADER, sm.stage_rows(st), "num"))
+        for d in st.decisions:
+            parts.append(_note(f"autotune at {d.t} s: {d.why}"))
     return "".join(parts)
 
 
@@ -207,10 +205,14 @@ def _stacks(rec: Recording) -> str:
     )
 
 
-def render_html(rec: Recording, findings: list[Finding]) -> str:
-    """The whole report as one HTML document."""
-    rec = sanitize(rec)
-    m = measure(rec)
+def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = None) -> str:
+    """The whole report as one HTML document.
+
+    Args:
+        m: `measure(rec)`, when the caller has it already (as `diagnose` took it).
+    """
+    m = measure(rec) if m is None else m
+    rec = sm.cleaned(rec, m)
     top = findings[0] if findings else None
     verdict = (
         f'<div class="verdict sev-{escape(top.severity)}"><div class="vlabel">Verdict</div>'
