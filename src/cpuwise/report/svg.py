@@ -14,6 +14,7 @@ from html import escape
 W, H = 1000, 260
 ML, MR, MT, MB = 64, 20, 34, 36
 MAX_POINTS = 400
+Layer = tuple[str, str, list[float]]  # (label, colour, one value per x) of a stacked chart
 
 
 @dataclass
@@ -171,16 +172,8 @@ def line_chart(
     return _svg(plot_id, body, title)
 
 
-def stacked_area(
-    plot_id: str,
-    title: str,
-    xs: list[float],
-    layers: list[tuple[str, str, list[float]]],
-    *,
-    x_label: str,
-    y_label: str,
-    limit: tuple[str, float] | None = None,
-) -> str:
+def stacked_area(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
+                 y_label: str, limit: tuple[str, float] | None = None) -> str:
     """Layers stacked bottom-up at shared x positions; `limit` draws a dashed reference line.
 
     More than MAX_POINTS positions are thinned to the first of each bin (an area keeps its shape).
@@ -216,15 +209,8 @@ def stacked_area(
     return _svg(plot_id, body, title)
 
 
-def stacked_bars(
-    plot_id: str,
-    title: str,
-    xs: list[float],
-    layers: list[tuple[str, str, list[float]]],
-    *,
-    x_label: str,
-    y_label: str,
-) -> str:
+def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
+                 y_label: str) -> str:
     """One bar per x (e.g. per step), split into layers; more than MAX_POINTS bars are averaged."""
     groups = bins(len(xs))
     if groups is not None:
