@@ -108,8 +108,10 @@ def tree(root: int, proc: str = "/proc") -> list[int] | None:
 
 
 def uptime_s(proc: str = "/proc") -> float:
+    """Seconds since boot (the clock of a process's start time in /proc/PID/stat)."""
     return float(read_file(f"{proc}/uptime").split()[0])
 
 
 def proc_available(proc: str = "/proc") -> bool:
+    """Whether this kernel offers what the /proc sampler needs (stat files and children files)."""
     return os.path.exists(f"{proc}/self/stat") and tree(os.getpid(), proc) is not None

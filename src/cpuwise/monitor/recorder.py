@@ -43,9 +43,11 @@ class Recorder:
         self._errors: set[str] = set()
 
     def now(self) -> float:
+        """Seconds since the recording started."""
         return time.perf_counter() - self.t0
 
     def read_channel(self) -> None:
+        """Fold what the job wrote to the channel since the last read into `state`."""
         if self._reader is not None:
             with self._lock:
                 self.state.ingest(self._reader.read_new())
@@ -119,11 +121,13 @@ class Recorder:
             self._stop.wait(delay)
 
     def start(self) -> Recorder:
+        """Start sampling every `interval` seconds in a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="cpuwise-recorder", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop sampling, read the channel a last time and close the GPU backend."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

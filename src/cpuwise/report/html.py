@@ -31,6 +31,7 @@ def _section(title: str, body: str, caption: str = "") -> str:
 
 
 def plot_cpu_cores(rec: Recording) -> str:
+    """Heatmap: every core of the machine over time."""
     if not rec.system:
         return _note("No system samples were recorded.")
     n = max(len(s.cpu_percent_per_core) for s in rec.system)
@@ -46,6 +47,7 @@ def plot_cpu_cores(rec: Recording) -> str:
 
 
 def plot_process_cpu(rec: Recording, m: Metrics) -> str:
+    """The job's cores over time, stacked by role, against the usable cores."""
     if not rec.processes:
         return _note("No process samples were recorded.")
     per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -66,6 +68,7 @@ def plot_process_cpu(rec: Recording, m: Metrics) -> str:
 
 
 def plot_gpu(rec: Recording) -> str:
+    """Utilisation, SM activity / occupancy and memory of each GPU over time (or why there are none)."""
     if not rec.gpu.available or not rec.gpus:
         why = rec.gpu.reason if not rec.gpu.available else "GPU metrics were available but no samples came in"
         return _note(f"GPU metrics unavailable: {why or 'no reason recorded'}")
@@ -98,6 +101,7 @@ def plot_gpu(rec: Recording) -> str:
 
 
 def plot_memory(rec: Recording) -> str:
+    """RSS by role, the machine's used memory and (when any) swap over time."""
     if not rec.processes and not rec.system:
         return _note("No memory samples were recorded.")
     per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -119,6 +123,7 @@ def plot_memory(rec: Recording) -> str:
 
 
 def plot_steps(rec: Recording) -> str:
+    """One bar per step: data-wait, compute and sync."""
     if not rec.steps:
         return _note(
             "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."

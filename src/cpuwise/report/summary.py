@@ -48,6 +48,8 @@ def ending_text(rec: Recording) -> str:
 
 @dataclass
 class StepRow:
+    """One part of the step: mean ms and share of the step."""
+
     part: str
     mean_ms: float
     share: float
@@ -78,6 +80,8 @@ def step_caption(m: Metrics) -> str:
 
 @dataclass
 class ProcRow:
+    """One process of the job over the run."""
+
     pid: int
     role: str
     name: str

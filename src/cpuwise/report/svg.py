@@ -19,6 +19,8 @@ Layer = tuple[str, str, list[float]]  # (label, colour, one value per x) of a st
 
 @dataclass
 class Series:
+    """One line of a line chart: (x, y) points."""
+
     label: str
     color: str
     points: list[tuple[float, float]]
@@ -127,6 +129,7 @@ class Frame:
 
 
 def legend(items: Sequence[tuple[str, str]], width: int = W) -> list[str]:
+    """A row of (label, colour) swatches above the plot."""
     out, x = [], ML
     for label, color in items:
         out.append(f'<rect x="{x}" y="10" width="12" height="12" rx="2" fill="{color}"/>')

@@ -38,9 +38,11 @@ class Case:
     quiet: str = "compute"
 
     def firing(self) -> Recording:
+        """The recording on which the finding must show."""
         return fake_recording(self.fires, **self.overrides)
 
     def silent(self) -> Recording:
+        """The recording on which the rule must return nothing."""
         return fake_recording(self.quiet)
 
 
