@@ -58,9 +58,6 @@ FOREIGN_PRIVATE = {
 # monitor/diagnose/report, then optimize). Each step removes its entries; the list ends empty.
 PENDING_REDESIGN = (
     "data/",
-    "monitor/",
-    "diagnose/",
-    "report/",
     "optimize/",
 )
 

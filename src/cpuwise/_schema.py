@@ -261,16 +261,21 @@ class Recording:
     # Reported by the instrumented job: torch/OpenMP/BLAS thread pools (threadpoolctl), dataloader
     # settings (num_workers, batch_size, pin_memory), and `cpuwise.data` pipeline stats.
     job_info: dict[str, Any] = field(default_factory=dict)
-    pipeline_stats: list[dict[str, Any]] = field(default_factory=list)
+    pipeline_stats: list[PipelineStats] = field(default_factory=list)
     stacks: dict[str, str] = field(default_factory=dict)  # pid (as str) -> stack dump text
     notes: list[str] = field(default_factory=list)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values; each pipeline's stats in the shape the job reported (`ds.stats()`)."""
+        out = asdict(self)
+        out["pipeline_stats"] = [s.to_dict() for s in self.pipeline_stats]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recording:
+        """The Recording `to_dict` wrote; raises RecordingError on another format version or a missing
+        field. Pipeline stats are job-reported and read leniently (see PipelineStats.from_dict)."""
         version = data.get("version")
         if version != FORMAT_VERSION:
             raise RecordingError(
@@ -284,6 +289,9 @@ class Recording:
             kw["processes"] = [ProcessSample(**s) for s in data.get("processes", [])]
             kw["gpus"] = [GpuSample(**s) for s in data.get("gpus", [])]
             kw["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
+            stats = data.get("pipeline_stats")
+            stats = stats if isinstance(stats, list) else []
+            kw["pipeline_stats"] = [PipelineStats.from_dict(s) for s in stats if isinstance(s, dict)]
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in kw.items() if k in known})
         except (KeyError, TypeError) as exc:

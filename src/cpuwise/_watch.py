@@ -136,9 +136,11 @@ class Watch:
                               "cpuwise.watch() as w:` block has ended.")
         # lazy: the rules and renderers load only when a report is written
         from cpuwise.diagnose import diagnose
+        from cpuwise.diagnose.metrics import measure
         from cpuwise.report import write_reports
 
-        return write_reports(self.recording, diagnose(self.recording), Path(out_dir))
+        m = measure(self.recording)
+        return write_reports(self.recording, diagnose(self.recording, m), Path(out_dir), m)
 
 
 def watch(interval: float = 0.1, *, gpu: bool = True) -> Watch:

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -73,3 +74,16 @@ def test_bad_interval_is_a_config_error(tmp_path: Path) -> None:
 def test_negative_hang_timeout_is_a_config_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(app(), ["doctor", "--hang-timeout", "-1", "--", "true"])
     assert r.exit_code == 2 and "hang_timeout must be >= 0" in r.output
+
+
+def test_a_report_measures_the_recording_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rules, the HTML report and the terminal summary read one Metrics (every measure() sanitizes).
+    from cpuwise.diagnose import metrics
+
+    calls: list[int] = []
+    sanitize = metrics.sanitize
+    monkeypatch.setattr(metrics, "sanitize", lambda rec: calls.append(1) or sanitize(rec))
+    r = CliRunner().invoke(app(), ["doctor", "--from", str(input_bound_recording().save(tmp_path / "r.json")),
+                                   "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 1

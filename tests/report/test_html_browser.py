@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cpuwise.diagnose import diagnose
-from cpuwise.diagnose.fake import fake_recording
 from cpuwise.report import write_reports
+from cpuwise.testing.recordings import fake_recording
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DATA_WAIT = (0xE4, 0x57, 0x2E)  # STEP_COLORS["data-wait"]: the step bars

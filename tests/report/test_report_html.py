@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from cpuwise.diagnose import diagnose
-from cpuwise.diagnose.fake import fake_recording
 from cpuwise.report.html import render_html
+from cpuwise.testing.recordings import fake_recording
 
 PLOTS = ("plot-steps", "plot-cpu-cores", "plot-process-cpu", "plot-memory")
 

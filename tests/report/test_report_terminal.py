@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from cpuwise.diagnose import diagnose
-from cpuwise.diagnose.fake import fake_recording
 from cpuwise.report.terminal import render_summary
+from cpuwise.testing.recordings import fake_recording
 
 
 def _text(preset: str, **kw: object) -> str:
@@ -46,7 +46,7 @@ def test_summary_with_gpu_pipeline_and_crash() -> None:
     out = _text("pipeline")
     assert "cpuwise.data pipeline 'train'" in out and "decode_crop" in out and "ms/item" in out
     rec = fake_recording("pipeline")
-    rec.pipeline_stats[0]["decode"] = {"mode": "hybrid", "gpu_fraction": 0.6}
+    rec.pipeline_stats[0].decode = {"mode": "hybrid", "gpu_fraction": 0.6}
     console = Console(file=io.StringIO(), width=200, color_system=None)
     console.print(render_summary(rec, diagnose(rec)))
     assert "decode mode=hybrid, gpu_fraction=0.6" in console.file.getvalue()  # type: ignore[attr-defined]

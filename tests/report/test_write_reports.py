@@ -10,9 +10,9 @@ import pytest
 from cpuwise._optional import available
 from cpuwise._schema import Recording
 from cpuwise.diagnose import diagnose, verdict
-from cpuwise.diagnose.fake import fake_recording
 from cpuwise.report import write_reports
 from cpuwise.report.jsonout import load_findings
+from cpuwise.testing.recordings import fake_recording
 
 
 def test_writes_html_and_json_that_round_trip(tmp_path: Path) -> None:

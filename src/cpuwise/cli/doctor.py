@@ -25,13 +25,15 @@ def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
     """Diagnose `rec`, write the reports to `out` and print the summary (or JSON)."""
     # lazy: the CLI imports every subcommand; this one's libraries load when it runs
     from cpuwise.diagnose import diagnose
+    from cpuwise.diagnose.metrics import measure
     from cpuwise.report import write_reports
     from cpuwise.report.terminal import render_summary
 
     out.mkdir(parents=True, exist_ok=True)
     try:
-        findings = diagnose(rec)
-        paths = write_reports(rec, findings, out)
+        m = measure(rec)  # once: the rules and every renderer read the same numbers
+        findings = diagnose(rec, m)
+        paths = write_reports(rec, findings, out, m)
     except Exception as exc:  # keep the recording even when a rule or renderer fails
         saved = rec.save(out / "recording.json")
         _err(f"cpuwise doctor: could not diagnose or render ({type(exc).__name__}: {exc}); the "
@@ -43,7 +45,7 @@ def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
                                "reports": {k: str(v) for k, v in paths.items()}}, indent=1))
         return
     console = Console()
-    console.print(render_summary(rec, findings))
+    console.print(render_summary(rec, findings, m))
     for name, path in paths.items():
         console.print(f"[dim]{name}:[/dim] {path}")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from cpuwise._schema import END_EXITED, Recording
 from cpuwise.demo.images import make_dataset
 from cpuwise.diagnose import diagnose
+from cpuwise.diagnose.metrics import measure
 from cpuwise.monitor.runner import run_job
 from cpuwise.report import write_reports
 from cpuwise.report.terminal import render_summary
@@ -45,9 +46,10 @@ def run_one(data: Path, loader: str, seconds: float, out: Path, console: Any) ->
            "--seconds", f"{seconds:g}", "--batch-size", str(BATCH)]
     console.rule(f"cpuwise doctor -- python -m cpuwise.demo.train --loader {loader}")
     rec = run_job(cmd, interval=0.1)
-    findings = diagnose(rec)
-    reports = write_reports(rec, findings, out)
-    console.print(render_summary(rec, findings))
+    m = measure(rec)
+    findings = diagnose(rec, m)
+    reports = write_reports(rec, findings, out, m)
+    console.print(render_summary(rec, findings, m))
     console.print(f"[dim]report:[/dim] {reports.get('html', out)}")
     return DemoRun(loader, rec, findings, reports)
 

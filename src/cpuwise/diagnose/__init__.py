@@ -4,38 +4,35 @@ Example:
     from cpuwise.diagnose import diagnose, verdict
     findings = diagnose(Recording.load("doctor-out/recording.json"))
     print(verdict(findings), findings[0].summary)
+
+The rules live in `rules/` (one module each, registered with `@rule`, see `registry`); they read the
+Recording and the `Metrics` measured from it once (`metrics.measure`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cpuwise._schema import Recording
-    from cpuwise.diagnose.findings import Finding
+from cpuwise._schema import Recording
+from cpuwise.diagnose import rules  # noqa: F401 - importing the package registers every rule
+from cpuwise.diagnose.findings import Finding
+from cpuwise.diagnose.metrics import Metrics, measure
+from cpuwise.diagnose.registry import registered, sort_findings
 
 __all__ = ["diagnose", "verdict"]
 
 
-def diagnose(rec: Recording) -> list[Finding]:
-    """All findings for `rec`, most important first; never empty ("healthy" or "insufficient_data")."""
-    from cpuwise.diagnose import rules_end
-    from cpuwise.diagnose.findings import sort_findings
-    from cpuwise.diagnose.metrics import measure
-    from cpuwise.diagnose.rules import all_rules
+def diagnose(rec: Recording, m: Metrics | None = None) -> list[Finding]:
+    """All findings for `rec`, most important first; never empty ("healthy" or "insufficient_data").
 
-    m = measure(rec)
-    findings = [f for rule in all_rules() for f in rule(rec, m)]
-    ended_badly = any(f.id in ("hung", "crashed") for f in findings)
-    if not rules_end.enough_data(m) and not ended_badly:
-        findings.append(rules_end.insufficient_data(rec, m))
-    elif not ended_badly and all(f.severity == "info" for f in findings):
-        findings.append(rules_end.healthy(rec, m))
-    return sort_findings(findings)
+    Args:
+        m: `measure(rec)`, when the caller has it already (the renderers take the same one).
+    """
+    m = measure(rec) if m is None else m
+    everyone = registered()
+    findings = [f for r in everyone if not r.overall for f in r.run(rec, m)]
+    overall = [f for r in everyone if r.overall for f in r.run(rec, m, findings)]
+    return sort_findings(findings + overall)
 
 
 def verdict(findings: list[Finding]) -> str:
     """The id of the most important finding ("insufficient_data" for an empty list)."""
-    from cpuwise.diagnose.findings import sort_findings
-
     return sort_findings(findings)[0].id if findings else "insufficient_data"

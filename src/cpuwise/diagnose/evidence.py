@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import signal
 
-from cpuwise._schema import Recording
+from cpuwise._schema import PipelineStats, Recording, StageEntry
 from cpuwise.diagnose import thresholds as th
-from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
 
-Rule = Callable[[Recording, Metrics], list[Finding]]
 NO_STEPS = "step split unavailable: no step records (not a Python job run with cpuwise instrumentation)"
 
 
-def num(value: object, default: float = 0.0) -> float:
-    """A float from a value reported by the job (which may be missing or malformed)."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-
-
 def pct(x: float) -> str:
+    """0.623 -> '62 %'."""
     return f"{100 * x:.0f} %"
 
 
 def mib(b: float) -> str:
+    """Bytes -> '12 MiB'."""
     return f"{b / 2**20:.0f} MiB"
 
 
@@ -40,6 +31,7 @@ def band(share: float) -> str | None:
 
 
 def cpu_line(m: Metrics) -> str:
+    """How busy the usable cores were, and which roles of the job used them."""
     roles = ", ".join(f"{r} {c:.2f}" for r, c in sorted(m.role_cpu_cores.items()))
     sys_part = f"; whole machine {m.system_busy_cores:.2f}" if m.system_busy_cores is not None else ""
     return (
@@ -49,6 +41,7 @@ def cpu_line(m: Metrics) -> str:
 
 
 def step_line(m: Metrics) -> str:
+    """The step split (data-wait / compute / sync) over the measured steps, or why there is none."""
     s = m.steps
     if s is None:
         return NO_STEPS
@@ -59,51 +52,39 @@ def step_line(m: Metrics) -> str:
     )
 
 
-def config_of(stats: dict[str, Any]) -> dict[str, Any]:
-    cfg = stats.get("config")
-    return cfg if isinstance(cfg, dict) else {}
-
-
-def stats_of(rec: Recording) -> list[dict[str, Any]]:
-    return [s for s in rec.pipeline_stats if isinstance(s, dict)]
-
-
 WORK_STAGE_KINDS = ("map", "filter", "source")
 
 
-def slowest_stage(stats: dict[str, Any]) -> dict[str, Any] | None:
+def slowest_stage(stats: PipelineStats) -> StageEntry | None:
     """The working stage with the least throughput: per-item time divided by its workers.
 
     Only stages that do per-sample work count: a prefetch / batch / repeat stage's time is mostly
     waiting on the stages before it, so it would always look slowest.
     """
-    stages = [
-        s for s in stats.get("stages", []) or []
-        if isinstance(s, dict) and s.get("per_item_ms") and s.get("kind", "map") in WORK_STAGE_KINDS
-    ]
+    stages = [s for s in stats.stages if s.per_item_ms and s.kind in WORK_STAGE_KINDS]
     if not stages:
         return None
-    return max(stages, key=lambda s: num(s["per_item_ms"]) / max(1.0, num(s.get("workers"), 1.0)))
+    return max(stages, key=lambda s: s.per_item_ms / max(1, s.workers or 1))
 
 
 def pipeline_evidence(rec: Recording) -> list[str]:
+    """One line per cpuwise.data pipeline: its consumer's wait, slowest stage and config."""
     out = []
-    for st in stats_of(rec):
-        cfg = config_of(st)
-        line = f"cpuwise.data '{st.get('pipeline', '?')}'"
-        if "consumer_wait_ratio" in st:
-            line += f": consumer waited {pct(num(st['consumer_wait_ratio']))}"
+    for st in rec.pipeline_stats:
+        cfg = st.config
+        line = f"cpuwise.data '{st.pipeline}'"
+        if st.consumer_wait_ratio is not None:
+            line += f": consumer waited {pct(st.consumer_wait_ratio)}"
         slow = slowest_stage(st)
         if slow:
             line += (
-                f"; slowest stage '{slow.get('name')}' {num(slow['per_item_ms']):.1f} ms/item on "
-                f"{slow.get('workers') or 1} worker(s)"
+                f"; slowest stage '{slow.name}' {slow.per_item_ms:.1f} ms/item on {slow.workers or 1} "
+                "worker(s)"
             )
-        if cfg:
-            line += (
-                f"; config workers={cfg.get('workers')} backend={cfg.get('backend')} "
-                f"prefetch={cfg.get('prefetch')} cpu_budget={cfg.get('cpu_budget')}"
-            )
+        line += (
+            f"; config workers={cfg.workers} backend={cfg.backend} prefetch={cfg.prefetch} "
+            f"cpu_budget={cfg.cpu_budget}"
+        )
         out.append(line)
     return out
 
@@ -116,3 +97,16 @@ def gpu_activity(m: Metrics) -> str:
     if m.gpu_sm_activity is not None:
         parts.append(f"SM activity {m.gpu_sm_activity:.0f} %")
     return "GPU " + ", ".join(parts) if parts else "no GPU samples"
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 137, signal SIGKILL' (shell convention: 128 + N, or -N from Popen)."""
+    if code is None:
+        return "no exit code"
+    if code < 0 or code > 128:
+        num = -code if code < 0 else code - 128
+        try:
+            return f"exit code {code}, signal {signal.Signals(num).name}"
+        except ValueError:
+            return f"exit code {code}"
+    return f"exit code {code}"

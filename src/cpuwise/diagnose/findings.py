@@ -10,29 +10,12 @@ from cpuwise.errors import RecordingError
 SEVERITIES = ("info", "moderate", "high")
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
-# Every finding id a rule may produce. Ties in severity are broken by this order: the ways a job ended
-# first, then causes before their symptoms (oversubscription makes preprocessing slow and so the job
-# input-bound; input-bound leaves the GPU under-used).
-FINDING_IDS = (
-    "hung",
-    "crashed",
-    "oversubscribed",
-    "input_bound_cpu_saturated",
-    "too_few_workers",
-    "io_bound",
-    "input_bound",
-    "swap",
-    "memory_growth",
-    "sync_stalls",
-    "gpu_underused",
-    "healthy",
-    "insufficient_data",
-)
 
-
-@dataclass
+@dataclass(kw_only=True)
 class Finding:
-    """One conclusion of the doctor.
+    """One conclusion of the doctor. Fields are keyword-only: eight positional values read as noise.
+
+    Where a finding sorts among others is declared by the rule that makes it (`cpuwise.diagnose.registry`).
 
     Example:
         Finding(id="input_bound", title="Input-bound", severity="high", confidence=0.9,
@@ -60,6 +43,7 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """A finding from report.json; raises RecordingError when a required field is missing."""
         try:
             return cls(
                 id=str(data["id"]),
@@ -76,18 +60,3 @@ class Finding:
                 f"expected a finding with id, title, severity, confidence and summary; found {data!r} "
                 f"({exc}). Re-run `cpuwise doctor` to write a fresh report.json."
             ) from exc
-
-
-def importance(f: Finding) -> tuple[int, int, int, int]:
-    """Sort key, most important first when used with sorted(..., key=importance)."""
-    order = FINDING_IDS.index(f.id) if f.id in FINDING_IDS else len(FINDING_IDS)
-    # Ending states (hung, crashed) always lead: they explain everything else in the recording. Among
-    # info-level findings the overall verdict (healthy / insufficient data) leads the side remarks.
-    ending = 0 if f.id in ("hung", "crashed") else 1
-    overall = 0 if f.id in ("healthy", "insufficient_data") else 1
-    return (ending, -SEVERITY_RANK[f.severity], overall, order)
-
-
-def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Most important first: how the job ended, then severity, then cause before symptom."""
-    return sorted(findings, key=lambda f: (importance(f), -f.confidence))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def cheaper_preprocessing(gpu: bool) -> str:
+    """Reduced-scale decode and uint8 output, or cpuwise.data (and GPU decode when there is a GPU)."""
     gpu_part = (
         "\n# 3. Or decode on the GPU you already have (nvJPEG), keeping the CPU for reading files:\n"
         "#    cpuwise.data picks the CPU/GPU split itself when given device='cuda' (see its stats 'decode')."
@@ -25,6 +26,7 @@ def cheaper_preprocessing(gpu: bool) -> str:
 
 
 def more_workers(n: int, cpuwise_data: bool) -> str:
+    """`n` data workers, for a cpuwise.data pipeline or a DataLoader."""
     if cpuwise_data:
         return (
             f"ds = ds.map(fn, workers={n})          # or raise the budget and let autotune pick:\n"
@@ -51,6 +53,7 @@ IO_BOUND = (
 
 
 def thread_caps(main_threads: int) -> str:
+    """One thread per worker process, `main_threads` in the main one."""
     return (
         "def worker_init_fn(worker_id):\n"
         "    import torch\n"
@@ -65,6 +68,7 @@ def thread_caps(main_threads: int) -> str:
 
 
 def bigger_batch(batch_size: int | None) -> str:
+    """Twice the batch (with the learning rate scaled), cudnn.benchmark and torch.compile."""
     bs = f"{batch_size * 2}" if batch_size else "2 * batch_size"
     return (
         f"loader = DataLoader(dataset, batch_size={bs}, ...)   # fill the idle GPU memory\n"

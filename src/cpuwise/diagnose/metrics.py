@@ -1,7 +1,9 @@
-"""Numbers derived from a Recording once, so every rule reads the same step split and CPU figures.
+"""Numbers derived from a Recording once, so every rule and renderer reads the same step split and CPU.
 
 Pure: `measure(rec)` only reads the recording. Averages are taken over the steady-state window (from
 the first step after warm-up to the end of the last step) when there are steps, else over the run.
+Measure once per report and pass the Metrics on: `diagnose(rec, m)`, `write_reports(rec, findings,
+out, m)`, `render_summary(rec, findings, m)`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class StepStats:
 
 @dataclass
 class Metrics:
-    """Everything the rules compare against thresholds."""
+    """Everything the rules compare against thresholds, and the samples the renderers plot."""
 
     usable_cores: int
     window: tuple[float, float]
@@ -64,10 +66,13 @@ class Metrics:
     gpu_util: float | None
     gpu_sm_activity: float | None
     gpu_mem_fraction: float | None
+    # The recording these were measured on, after `sanitize` (its samples are what the reports plot).
+    sanitized: Recording = field(repr=False, compare=False)
     mem_series: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # worker pid -> bytes
 
 
 def usable_cores(rec: Recording) -> int:
+    """The cores the job may use (host facts: affinity and cgroup quota), else the cores sampled."""
     n = rec.host.get("usable_cores") if isinstance(rec.host, dict) else None
     if isinstance(n, int | float) and n >= 1:
         return int(n)
@@ -93,6 +98,7 @@ def step_stats(steps: list[StepRecord], warmup: int | None = None) -> StepStats 
 
 
 def _window(rec: Recording) -> tuple[float, float]:
+    """The steady state: first step after warm-up to the end of the last step, else the whole run."""
     if rec.steps:
         ordered = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
         stats = step_stats(ordered)
@@ -139,7 +145,7 @@ def sanitize(rec: Recording) -> Recording:
     A CPU percentage is a ratio over the time since the previous sample; when the sampler falls behind
     and two samples land a few ms apart, that ratio reads 0 % or thousands of percent. Samples closer
     than MIN_SAMPLE_GAP x interval to their predecessor are dropped, and a process never reads more
-    than every core of the machine.
+    than every core of the machine. The copy shares every other field with `rec`.
     """
     gap = th.MIN_SAMPLE_GAP * rec.interval_s
     system, last = [], None
@@ -245,4 +251,5 @@ def measure(rec: Recording) -> Metrics:
         gpu_sm_activity=_mean([g.sm_activity_percent for g in gpus if g.sm_activity_percent is not None]),
         gpu_mem_fraction=max(mem_frac) if mem_frac else None,
         mem_series=mem_series,
+        sanitized=rec,
     )

@@ -17,6 +17,7 @@ class ChannelReader:
         self._partial = b""
 
     def read_new(self) -> list[dict[str, Any]]:
+        """The records of the lines completed since the last call (a partial last line waits)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
@@ -60,6 +61,7 @@ class JobState:
         self.job_info.setdefault("python_exception", None)
 
     def ingest(self, events: list[dict[str, Any]]) -> None:
+        """Fold channel records into the job's facts; records of unknown kinds are ignored."""
         for ev in events:
             kind, pid, p = ev.get("k"), ev.get("pid"), ev.get("p")
             if kind == "next":

@@ -16,6 +16,8 @@ import psutil
 from cpuwise._schema import ProcessSample, SystemSample
 from cpuwise.monitor import proctree
 from cpuwise.monitor.backends import ProcessBackend
+from cpuwise.monitor.psutil_tree import PsutilProcessBackend
+from cpuwise.monitor.roles import is_mp_helper, role_of
 from cpuwise.monitor.uss import UssBudget
 
 
@@ -23,8 +25,6 @@ def process_backend(root_pid: int) -> ProcessBackend:
     """The /proc sampler where the kernel offers what it needs, else the psutil one."""
     if proctree.proc_available():
         return ProcfsProcessBackend(root_pid)
-    from cpuwise.monitor.psutil_tree import PsutilProcessBackend
-
     return PsutilProcessBackend(root_pid)
 
 
@@ -95,25 +95,6 @@ class ProcfsProcessBackend:
         return out
 
 
-# multiprocessing's own helper processes: children of the job with its name, but never data workers.
-MP_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker",
-              "multiprocessing.semaphore_tracker")
-
-
-def is_mp_helper(cmdline: str) -> bool:
-    return any(h in cmdline for h in MP_HELPERS)
-
-
-def role_of(pid: int, ppid: int, name: str, roles: dict[int, str], root: int, root_name: str | None,
-            helper: bool = False) -> str:
-    if pid == root:
-        return "main"
-    if pid in roles:
-        return roles[pid]
-    # Forked DataLoader / multiprocessing workers carry their parent's name.
-    return "worker" if ppid == root and name == root_name and not helper else "child"
-
-
 def _parse_stat(text: str) -> tuple[dict[str, list[int]], int | None]:
     cpus: dict[str, list[int]] = {}
     running: int | None = None
@@ -143,7 +124,7 @@ class ProcSystemBackend:
         self._psutil_started = False
 
     def _read(self, name: str) -> str:
-        return proctree._read(f"{self.root}/proc/{name}").decode()
+        return proctree.read_file(f"{self.root}/proc/{name}").decode()
 
     def sample(self, t: float) -> SystemSample | None:
         try:

@@ -33,7 +33,8 @@ class RawProc:
     read_bytes: int | None
 
 
-def _read(path: str) -> bytes:
+def read_file(path: str) -> bytes:
+    """The whole of a small /proc file in one unbuffered read (what the kernel has at that moment)."""
     with open(path, "rb", buffering=0) as f:
         return f.read()
 
@@ -42,8 +43,8 @@ def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
     """One process's counters, or None if it is gone (or became unreadable) meanwhile."""
     base = f"{proc}/{pid}"
     try:
-        stat = _read(base + "/stat")
-        status = _read(base + "/status")
+        stat = read_file(base + "/stat")
+        status = read_file(base + "/status")
     except OSError:
         return None
     head, _, rest = stat.rpartition(b")")
@@ -66,7 +67,7 @@ def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
     except (IndexError, ValueError):
         return None
     try:
-        for line in _read(base + "/io").splitlines():
+        for line in read_file(base + "/io").splitlines():
             if line.startswith(b"read_bytes:"):
                 raw.read_bytes = int(line.split()[1])
                 break
@@ -84,7 +85,7 @@ def children(pid: int, proc: str = "/proc") -> list[int] | None:
     out: list[int] = []
     for tid in tids:
         try:
-            out.extend(int(c) for c in _read(f"{proc}/{pid}/task/{tid}/children").split())
+            out.extend(int(c) for c in read_file(f"{proc}/{pid}/task/{tid}/children").split())
         except FileNotFoundError:
             return None  # CONFIG_PROC_CHILDREN is off
         except OSError:
@@ -107,8 +108,10 @@ def tree(root: int, proc: str = "/proc") -> list[int] | None:
 
 
 def uptime_s(proc: str = "/proc") -> float:
-    return float(_read(f"{proc}/uptime").split()[0])
+    """Seconds since boot (the clock of a process's start time in /proc/PID/stat)."""
+    return float(read_file(f"{proc}/uptime").split()[0])
 
 
 def proc_available(proc: str = "/proc") -> bool:
+    """Whether this kernel offers what the /proc sampler needs (stat files and children files)."""
     return os.path.exists(f"{proc}/self/stat") and tree(os.getpid(), proc) is not None

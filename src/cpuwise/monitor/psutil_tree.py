@@ -7,7 +7,7 @@ import time
 import psutil
 
 from cpuwise._schema import ProcessSample
-from cpuwise.monitor.procfs import role_of
+from cpuwise.monitor.roles import role_of
 
 
 class PsutilProcessBackend:

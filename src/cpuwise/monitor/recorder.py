@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from cpuwise._schema import GpuSample, ProcessSample, Recording, SystemSample
+from cpuwise._schema import GpuSample, PipelineStats, ProcessSample, Recording, SystemSample
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.steps import build_steps, pick_source
@@ -43,9 +43,11 @@ class Recorder:
         self._errors: set[str] = set()
 
     def now(self) -> float:
+        """Seconds since the recording started."""
         return time.perf_counter() - self.t0
 
     def read_channel(self) -> None:
+        """Fold what the job wrote to the channel since the last read into `state`."""
         if self._reader is not None:
             with self._lock:
                 self.state.ingest(self._reader.read_new())
@@ -119,11 +121,13 @@ class Recorder:
             self._stop.wait(delay)
 
     def start(self) -> Recorder:
+        """Start sampling every `interval` seconds in a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="cpuwise-recorder", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop sampling, read the channel a last time and close the GPU backend."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -140,7 +144,7 @@ class Recorder:
             info = dict(st.job_info)
             info["step_source"] = pick_source(st.nexts) if st.nexts else info.get("step_source")
             rec.job_info.update(info)
-            rec.pipeline_stats = list(st.pipeline_stats.values())
+            rec.pipeline_stats = [PipelineStats.from_dict(p) for p in st.pipeline_stats.values()]
             rec.gpu = self.gpu_backend.status
             rec.notes.extend(self.notes)
         return rec

@@ -31,10 +31,11 @@ from cpuwise._schema import (
     GpuStatus,
     Recording,
 )
-from cpuwise.errors import CommandNotFoundError
+from cpuwise.errors import CommandNotFoundError, ConfigError
 from cpuwise.host import host_facts
 from cpuwise.monitor.backends import GpuBackend
 from cpuwise.monitor.instrument import BOOT_DIR, PACKAGE_ROOT, SRC_ENV, STACK_DIR_ENV
+from cpuwise.monitor.nvml import NvmlBackend
 from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
 from cpuwise.monitor.recorder import Recorder
 from cpuwise.monitor.stacks import dump_stacks
@@ -128,12 +129,6 @@ def _reap_group(pgid: int) -> None:
     _killpg(pgid, signal.SIGKILL)
 
 
-def _default_gpu() -> GpuBackend:
-    from cpuwise.monitor.nvml import NvmlBackend
-
-    return NvmlBackend()
-
-
 def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | None = None,
             gpu: GpuBackend | None = None, workdir: Path | None = None) -> Recording:
     """Run `argv` under the doctor and return its Recording (end_reason and exit_code set).
@@ -141,8 +136,6 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     Raises:
         CommandNotFoundError: the program does not exist (the CLI exits 127).
     """
-    from cpuwise.errors import ConfigError
-
     if interval <= 0:
         raise ConfigError(f"interval must be > 0 seconds, got {interval}")
     if hang_timeout is not None and hang_timeout < 0:
@@ -151,7 +144,7 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     tmp = Path(tempfile.mkdtemp(prefix="cpuwise-doctor-", dir=workdir))
     chan, stack_dir = tmp / "channel.jsonl", tmp / "stacks"
     stack_dir.mkdir()
-    gpu = gpu if gpu is not None else _default_gpu()
+    gpu = gpu if gpu is not None else NvmlBackend()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     try:

@@ -22,6 +22,7 @@ def find_py_spy() -> str | None:
 
 
 def py_spy_dump(pid: int, exe: str, timeout_s: float = 10.0) -> str | None:
+    """`py-spy dump` of one process, or None when it could not attach."""
     try:
         r = subprocess.run([exe, "dump", "--pid", str(pid)], capture_output=True, text=True,
                            timeout=timeout_s)

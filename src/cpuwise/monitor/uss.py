@@ -38,6 +38,7 @@ class UssBudget:
         self.broken = False  # USS not readable here (permissions, platform): stop trying
 
     def pick(self, pids: list[int]) -> int | None:
+        """The pid to read this tick (the one read longest ago), or None when the budget is spent."""
         now = self.clock()
         self.tokens = min(self.credit_s, self.tokens + (now - self._last) * self.fraction)
         self._last = now
@@ -46,6 +47,7 @@ class UssBudget:
         return min(pids, key=lambda p: self._last_read.get(p, float("-inf")))
 
     def read(self, pid: int) -> int | None:
+        """Read `pid`'s USS and charge its CPU time to the budget."""
         c0 = self.cpu_clock()
         value = self.reader(pid)
         self.tokens -= self.cpu_clock() - c0

@@ -8,25 +8,27 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cpuwise._schema import Recording
-    from cpuwise.diagnose.findings import Finding
+from cpuwise._schema import Recording
+from cpuwise.diagnose.findings import Finding
+from cpuwise.diagnose.metrics import Metrics
+from cpuwise.report.html import render_html
+from cpuwise.report.jsonout import write_json
+from cpuwise.report.tensorboard import write_tensorboard
 
 __all__ = ["write_reports"]
 
 
-def write_reports(rec: Recording, findings: list[Finding], out_dir: Path) -> dict[str, Path]:
+def write_reports(rec: Recording, findings: list[Finding], out_dir: Path,
+                  m: Metrics | None = None) -> dict[str, Path]:
     """Write report.html, report.json, recording.json and (when tensorboard is installed) tb/.
 
     Returns {"html", "json", "recording"[, "tensorboard"]} -> path. When TensorBoard is skipped, the
     reason is added to `rec.notes` before anything is written, so every report says it.
-    """
-    from cpuwise.report.html import render_html
-    from cpuwise.report.jsonout import write_json
-    from cpuwise.report.tensorboard import write_tensorboard
 
+    Args:
+        m: `measure(rec)`, when the caller has it already (as `diagnose` took it).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tb_dir, why = write_tensorboard(rec, out_dir)
@@ -34,7 +36,7 @@ def write_reports(rec: Recording, findings: list[Finding], out_dir: Path) -> dic
         rec.notes.append(why)
     paths: dict[str, Path] = {}
     html = out_dir / "report.html"
-    html.write_text(render_html(rec, findings), encoding="utf-8")
+    html.write_text(render_html(rec, findings, m), encoding="utf-8")
     paths["html"] = html
     paths.update(write_json(rec, findings, out_dir))
     if tb_dir is not None:

@@ -11,7 +11,7 @@ from html import escape
 
 from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
-from cpuwise.diagnose.metrics import Metrics, measure, sanitize
+from cpuwise.diagnose.metrics import Metrics, measure
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
@@ -31,6 +31,7 @@ def _section(title: str, body: str, caption: str = "") -> str:
 
 
 def plot_cpu_cores(rec: Recording) -> str:
+    """Heatmap: every core of the machine over time."""
     if not rec.system:
         return _note("No system samples were recorded.")
     n = max(len(s.cpu_percent_per_core) for s in rec.system)
@@ -46,6 +47,7 @@ def plot_cpu_cores(rec: Recording) -> str:
 
 
 def plot_process_cpu(rec: Recording, m: Metrics) -> str:
+    """The job's cores over time, stacked by role, against the usable cores."""
     if not rec.processes:
         return _note("No process samples were recorded.")
     per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -66,6 +68,7 @@ def plot_process_cpu(rec: Recording, m: Metrics) -> str:
 
 
 def plot_gpu(rec: Recording) -> str:
+    """Utilisation, SM activity / occupancy and memory of each GPU over time (or why there are none)."""
     if not rec.gpu.available or not rec.gpus:
         why = rec.gpu.reason if not rec.gpu.available else "GPU metrics were available but no samples came in"
         return _note(f"GPU metrics unavailable: {why or 'no reason recorded'}")
@@ -98,6 +101,7 @@ def plot_gpu(rec: Recording) -> str:
 
 
 def plot_memory(rec: Recording) -> str:
+    """RSS by role, the machine's used memory and (when any) swap over time."""
     if not rec.processes and not rec.system:
         return _note("No memory samples were recorded.")
     per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -119,6 +123,7 @@ def plot_memory(rec: Recording) -> str:
 
 
 def plot_steps(rec: Recording) -> str:
+    """One bar per step: data-wait, compute and sync."""
     if not rec.steps:
         return _note(
             "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
@@ -191,12 +196,10 @@ def _process_table(rec: Recording) -> str:
 def _pipelines(rec: Recording) -> str:
     parts = []
     for st in rec.pipeline_stats:
-        if isinstance(st, dict):
-            parts.append(f'<p class="caption">{escape(sm.stats_caption(st))}</p>')
-            parts.append(_table(sm.STAGE_HEADER, sm.stage_rows(st), "num"))
-            for d in st.get("decisions", []) or []:
-                if isinstance(d, dict):
-                    parts.append(_note(f"autotune at {d.get('t', '?')} s: {d.get('why', '')}"))
+        parts.append(f'<p class="caption">{escape(sm.stats_caption(st))}</p>')
+        parts.append(_table(sm.STAGE_HEADER, sm.stage_rows(st), "num"))
+        for d in st.decisions:
+            parts.append(_note(f"autotune at {d.t} s: {d.why}"))
     return "".join(parts)
 
 
@@ -207,10 +210,14 @@ def _stacks(rec: Recording) -> str:
     )
 
 
-def render_html(rec: Recording, findings: list[Finding]) -> str:
-    """The whole report as one HTML document."""
-    rec = sanitize(rec)
-    m = measure(rec)
+def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = None) -> str:
+    """The whole report as one HTML document.
+
+    Args:
+        m: `measure(rec)`, when the caller has it already (as `diagnose` took it).
+    """
+    m = measure(rec) if m is None else m
+    rec = sm.cleaned(rec, m)
     top = findings[0] if findings else None
     verdict = (
         f'<div class="verdict sev-{escape(top.severity)}"><div class="vlabel">Verdict</div>'

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from cpuwise._schema import Recording
+from cpuwise.diagnose import verdict
 from cpuwise.diagnose.findings import Finding
 
 
 def report_dict(rec: Recording, findings: list[Finding]) -> dict[str, Any]:
-    from cpuwise.diagnose import verdict
-
+    """What report.json holds: the recording, the findings and the verdict."""
     return {
         "recording": rec.to_dict(),
         "findings": [f.to_dict() for f in findings],
@@ -21,6 +21,7 @@ def report_dict(rec: Recording, findings: list[Finding]) -> dict[str, Any]:
 
 
 def write_json(rec: Recording, findings: list[Finding], out_dir: Path) -> dict[str, Path]:
+    """Write report.json and recording.json into `out_dir`; returns {"json", "recording"} -> path."""
     report = out_dir / "report.json"
     report.write_text(json.dumps(report_dict(rec, findings), indent=1))
     recording = rec.save(out_dir / "recording.json")

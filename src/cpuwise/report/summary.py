@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 from cpuwise._schema import (
     END_CRASHED,
@@ -13,9 +12,11 @@ from cpuwise._schema import (
     END_HUNG,
     END_INTERRUPTED,
     END_NOT_FOUND,
+    PipelineStats,
+    ProcessSample,
     Recording,
 )
-from cpuwise.diagnose.evidence import config_of, num
+from cpuwise.diagnose.evidence import describe_exit
 from cpuwise.diagnose.metrics import Metrics
 
 ROLE_ORDER = {"main": 0, "worker": 1, "child": 2}
@@ -29,26 +30,33 @@ _ENDINGS = {
 }
 
 
+def cleaned(rec: Recording, m: Metrics) -> Recording:
+    """`rec` with the samples `m` was measured on (sampler glitches dropped): what the reports show."""
+    return replace(rec, system=m.sanitized.system, processes=m.sanitized.processes)
+
+
 def command_text(rec: Recording) -> str:
+    """The job's command as a shell would read it."""
     return shlex.join(rec.command) if rec.command else "(no command)"
 
 
 def ending_text(rec: Recording) -> str:
     """'The job ran to completion (exit code 0) after 12.3 s.'"""
-    from cpuwise.diagnose.rules_end import describe_exit
-
     how = _ENDINGS.get(rec.end_reason, rec.end_reason)
     return f"The job {how} ({describe_exit(rec.exit_code)}) after {rec.duration_s:.1f} s."
 
 
 @dataclass
 class StepRow:
+    """One part of the step: mean ms and share of the step."""
+
     part: str
     mean_ms: float
     share: float
 
 
 def step_rows(m: Metrics) -> list[StepRow]:
+    """Data-wait, compute and sync: mean ms per step and share of the step (none without steps)."""
     s = m.steps
     if s is None:
         return []
@@ -60,6 +68,7 @@ def step_rows(m: Metrics) -> list[StepRow]:
 
 
 def step_caption(m: Metrics) -> str:
+    """How many steps the split covers, or why there is none."""
     s = m.steps
     if s is None:
         return "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
@@ -71,6 +80,8 @@ def step_caption(m: Metrics) -> str:
 
 @dataclass
 class ProcRow:
+    """One process of the job over the run."""
+
     pid: int
     role: str
     name: str
@@ -83,7 +94,7 @@ class ProcRow:
 
 def process_rows(rec: Recording) -> list[ProcRow]:
     """One row per process, main first, then workers, then other children (by pid)."""
-    by_pid: dict[int, list[Any]] = defaultdict(list)
+    by_pid: dict[int, list[ProcessSample]] = defaultdict(list)
     for p in rec.processes:
         by_pid[p.pid].append(p)
     rows = []
@@ -107,6 +118,7 @@ def process_rows(rec: Recording) -> list[ProcRow]:
 
 
 def gpu_text(rec: Recording, m: Metrics) -> str:
+    """One line on the GPU: its mean utilisation / SM activity / memory, or why it was not measured."""
     if not rec.gpu.available:
         return f"GPU metrics unavailable: {rec.gpu.reason or 'no reason recorded'}"
     if m.gpu_util is None:
@@ -119,41 +131,33 @@ def gpu_text(rec: Recording, m: Metrics) -> str:
     return ", ".join(parts)
 
 
-def stage_rows(stats: dict[str, Any]) -> list[list[str]]:
-    """[name, kind, items, ms/item, workers, wait, errors] per stage of one ds.stats() dict."""
-    rows = []
-    for s in stats.get("stages", []) or []:
-        if not isinstance(s, dict):
-            continue
-        rows.append(
-            [
-                str(s.get("name", "?")),
-                str(s.get("kind", "")),
-                str(s.get("items", "")),
-                f"{num(s.get('per_item_ms')):.2f}",
-                str(s.get("workers") if s.get("workers") is not None else "-"),
-                f"{100 * num(s.get('wait_ratio')):.0f} %",
-                str(s.get("errors", 0)),
-            ]
-        )
-    return rows
+def stage_rows(stats: PipelineStats) -> list[list[str]]:
+    """[name, kind, items, ms/item, workers, wait, errors] per stage of one pipeline."""
+    return [
+        [
+            s.name,
+            s.kind,
+            str(s.items),
+            f"{s.per_item_ms:.2f}",
+            str(s.workers if s.workers is not None else "-"),
+            f"{100 * s.wait_ratio:.0f} %",
+            str(s.errors),
+        ]
+        for s in stats.stages
+    ]
 
 
 STAGE_HEADER = ["stage", "kind", "items", "ms/item", "workers", "wait", "errors"]
 
 
-def stats_caption(stats: dict[str, Any]) -> str:
-    cfg = config_of(stats)
-    cfg_txt = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "ram_budget_bytes")
-    wait = stats.get("consumer_wait_ratio")
-    wait_txt = f", consumer waited {100 * num(wait):.0f} %" if wait is not None else ""
-    decode = stats.get("decode")
-    decode_txt = (
-        "; decode " + ", ".join(f"{k}={v}" for k, v in decode.items())
-        if isinstance(decode, dict) and decode
-        else ""
-    )
+def stats_caption(stats: PipelineStats) -> str:
+    """The pipeline's name, epoch, items, consumer wait, config and (GPU loader) decode mode."""
+    cfg_txt = ", ".join(f"{k}={v}" for k, v in asdict(stats.config).items() if k != "ram_budget_bytes")
+    wait = stats.consumer_wait_ratio
+    wait_txt = f", consumer waited {100 * wait:.0f} %" if wait is not None else ""
+    decode = stats.decode
+    decode_txt = "; decode " + ", ".join(f"{k}={v}" for k, v in decode.items()) if decode else ""
     return (
-        f"cpuwise.data pipeline '{stats.get('pipeline', '?')}' epoch {stats.get('epoch', '?')}: "
-        f"{stats.get('items_out', '?')} items out{wait_txt}; config {cfg_txt or 'n/a'}{decode_txt}"
+        f"cpuwise.data pipeline '{stats.pipeline}' epoch {stats.epoch}: "
+        f"{stats.items_out} items out{wait_txt}; config {cfg_txt or 'n/a'}{decode_txt}"
     )

@@ -14,14 +14,30 @@ from html import escape
 W, H = 1000, 260
 ML, MR, MT, MB = 64, 20, 34, 36
 MAX_POINTS = 400
+Layer = tuple[str, str, list[float]]  # (label, colour, one value per x) of a stacked chart
 
 
 @dataclass
 class Series:
+    """One line of a line chart: (x, y) points."""
+
     label: str
     color: str
     points: list[tuple[float, float]]
     dashed: bool = False
+
+
+def bins(n: int, max_points: int = MAX_POINTS) -> list[range] | None:
+    """Consecutive index ranges that split `n` points into `max_points` bins; None when `n` fits."""
+    if n <= max_points:
+        return None
+    size = n / max_points
+    return [range(int(b * size), max(int(b * size) + 1, int((b + 1) * size))) for b in range(max_points)]
+
+
+def bin_means(values: Sequence[float], groups: list[range]) -> list[float]:
+    """The mean of `values` over each index range of `groups`."""
+    return [sum(values[i] for i in g) / len(g) for g in groups]
 
 
 def bin_points(
@@ -29,14 +45,11 @@ def bin_points(
 ) -> list[tuple[float, float]]:
     """Average consecutive points into at most `max_points` bins (keeps the shape, bounds the size)."""
     pts = sorted(points)
-    if len(pts) <= max_points:
+    groups = bins(len(pts), max_points)
+    if groups is None:
         return list(pts)
-    size = len(pts) / max_points
-    out = []
-    for b in range(max_points):
-        chunk = pts[int(b * size) : int((b + 1) * size)] or [pts[min(len(pts) - 1, int(b * size))]]
-        out.append((sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk)))
-    return out
+    xs, ys = [x for x, _ in pts], [y for _, y in pts]
+    return list(zip(bin_means(xs, groups), bin_means(ys, groups), strict=True))
 
 
 def nice_step(span: float, max_ticks: int = 5) -> float:
@@ -116,6 +129,7 @@ class Frame:
 
 
 def legend(items: Sequence[tuple[str, str]], width: int = W) -> list[str]:
+    """A row of (label, colour) swatches above the plot."""
     out, x = [], ML
     for label, color in items:
         out.append(f'<rect x="{x}" y="10" width="12" height="12" rx="2" fill="{color}"/>')
@@ -161,22 +175,16 @@ def line_chart(
     return _svg(plot_id, body, title)
 
 
-def stacked_area(
-    plot_id: str,
-    title: str,
-    xs: list[float],
-    layers: list[tuple[str, str, list[float]]],
-    *,
-    x_label: str,
-    y_label: str,
-    limit: tuple[str, float] | None = None,
-) -> str:
-    """Layers stacked bottom-up at shared x positions; `limit` draws a dashed reference line."""
-    if len(xs) > MAX_POINTS:
-        step = len(xs) / MAX_POINTS
-        idx = [int(i * step) for i in range(MAX_POINTS)]
-        xs = [xs[i] for i in idx]
-        layers = [(n, c, [v[i] for i in idx]) for n, c, v in layers]
+def stacked_area(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
+                 y_label: str, limit: tuple[str, float] | None = None) -> str:
+    """Layers stacked bottom-up at shared x positions; `limit` draws a dashed reference line.
+
+    More than MAX_POINTS positions are thinned to the first of each bin (an area keeps its shape).
+    """
+    groups = bins(len(xs))
+    if groups is not None:
+        xs = [xs[g[0]] for g in groups]
+        layers = [(n, c, [v[g[0]] for g in groups]) for n, c, v in layers]
     totals = [sum(v[i] for _, _, v in layers) for i in range(len(xs))]
     top = nice_max(max(totals + [limit[1] if limit else 0.0], default=1.0) * 1.05)
     f = Frame(xs[0] if xs else 0.0, xs[-1] if xs else 1.0, top)
@@ -204,25 +212,14 @@ def stacked_area(
     return _svg(plot_id, body, title)
 
 
-def stacked_bars(
-    plot_id: str,
-    title: str,
-    xs: list[float],
-    layers: list[tuple[str, str, list[float]]],
-    *,
-    x_label: str,
-    y_label: str,
-) -> str:
+def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
+                 y_label: str) -> str:
     """One bar per x (e.g. per step), split into layers; more than MAX_POINTS bars are averaged."""
+    groups = bins(len(xs))
+    if groups is not None:
+        xs = bin_means(xs, groups)
+        layers = [(nm, c, bin_means(v, groups)) for nm, c, v in layers]
     n = len(xs)
-    if n > MAX_POINTS:
-        size = n / MAX_POINTS
-        groups = [
-            range(int(b * size), max(int(b * size) + 1, int((b + 1) * size))) for b in range(MAX_POINTS)
-        ]
-        xs = [sum(xs[i] for i in g) / len(g) for g in groups]
-        layers = [(nm, c, [sum(v[i] for i in g) / len(g) for g in groups]) for nm, c, v in layers]
-        n = len(xs)
     totals = [sum(v[i] for _, _, v in layers) for i in range(n)]
     ordered = sorted(totals)
     peak = max(totals, default=1.0)
@@ -271,13 +268,10 @@ def heatmap(
     plot_id: str, title: str, xs: list[float], rows: list[tuple[str, list[float]]], *, x_label: str
 ) -> str:
     """Rows (e.g. cores) by time, each cell coloured by 0-100 %."""
-    if len(xs) > MAX_POINTS:
-        size = len(xs) / MAX_POINTS
-        groups = [
-            range(int(b * size), max(int(b * size) + 1, int((b + 1) * size))) for b in range(MAX_POINTS)
-        ]
+    groups = bins(len(xs))
+    if groups is not None:
         xs = [xs[g[0]] for g in groups]
-        rows = [(nm, [sum(v[i] for i in g) / len(g) for g in groups]) for nm, v in rows]
+        rows = [(nm, bin_means(v, groups)) for nm, v in rows]
     height = max(120, min(640, MT + MB + 18 * len(rows)))
     f = Frame(xs[0] if xs else 0.0, xs[-1] if xs else 1.0, 1.0, height=height)
     body = []

@@ -15,10 +15,12 @@ from cpuwise._schema import Recording
 
 
 def _writer(log_dir: Path) -> Any:
-    # tensorboard's own writer first: torch.utils.tensorboard would import torch (~2 s) for a report.
+    """A scalar writer: tensorboard's own, else torch's (which would import torch, ~2 s, for a report)."""
     try:
+        # lazy: optional and heavy; loaded only when TensorBoard scalars are written
         from tensorboard.summary import Writer  # type: ignore[import-not-found]
     except ImportError:
+        # lazy: torch is heavy; an older tensorboard without its own writer falls back to torch's
         from torch.utils.tensorboard import SummaryWriter  # type: ignore[attr-defined]
 
         return SummaryWriter(log_dir=str(log_dir))

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from cpuwise._schema import END_HUNG, Recording
 from cpuwise.diagnose.findings import Finding
-from cpuwise.diagnose.metrics import measure, sanitize
+from cpuwise.diagnose.metrics import Metrics, measure
 from cpuwise.report import summary as sm
 
 SEVERITY_STYLE = {"high": "bold red", "moderate": "yellow", "info": "green"}
@@ -60,8 +60,7 @@ def _finding(i: int, f: Finding) -> RenderableType:
     return Group(head, Padding(Group(*parts), (0, 0, 0, 3)))
 
 
-def _steps(rec: Recording) -> RenderableType:
-    m = measure(rec)
+def _steps(m: Metrics) -> RenderableType:
     rows = sm.step_rows(m)
     if not rows:
         return Text(sm.step_caption(m), style="italic")
@@ -73,7 +72,7 @@ def _steps(rec: Recording) -> RenderableType:
     return table
 
 
-def _processes(rec: Recording) -> RenderableType:
+def _processes(rec: Recording, m: Metrics) -> RenderableType:
     rows = sm.process_rows(rec)
     if not rows:
         return Text("No process samples were recorded.", style="italic")
@@ -90,7 +89,6 @@ def _processes(rec: Recording) -> RenderableType:
             str(r.threads),
             f"{r.lifetime_s:.1f}",
         )
-    m = measure(rec)
     roles = ", ".join(
         f"{r} {c:.2f}" for r, c in sorted(m.role_cpu_cores.items(), key=lambda x: sm.ROLE_ORDER.get(x[0], 9))
     )
@@ -116,8 +114,6 @@ def _stacks(rec: Recording) -> list[RenderableType]:
 def _pipelines(rec: Recording) -> list[RenderableType]:
     out: list[RenderableType] = []
     for stats in rec.pipeline_stats:
-        if not isinstance(stats, dict):
-            continue
         out.append(Text(sm.stats_caption(stats), style="bold"))
         table = Table()
         for col in sm.STAGE_HEADER:
@@ -128,14 +124,18 @@ def _pipelines(rec: Recording) -> list[RenderableType]:
     return out
 
 
-def render_summary(rec: Recording, findings: list[Finding]) -> RenderableType:
-    """How the job ended, the verdict, every finding with evidence and fix, then the key tables."""
-    rec = sanitize(rec)
-    m = measure(rec)
+def render_summary(rec: Recording, findings: list[Finding], m: Metrics | None = None) -> RenderableType:
+    """How the job ended, the verdict, every finding with evidence and fix, then the key tables.
+
+    Args:
+        m: `measure(rec)`, when the caller has it already (as `diagnose` took it).
+    """
+    m = measure(rec) if m is None else m
+    rec = sm.cleaned(rec, m)
     parts: list[RenderableType] = [_header(rec, findings), Text("")]
     for i, f in enumerate(findings, 1):
         parts += [_finding(i, f), Text("")]
-    parts += [_steps(rec), _processes(rec), Text(sm.gpu_text(rec, m))]
+    parts += [_steps(m), _processes(rec, m), Text(sm.gpu_text(rec, m))]
     parts += _pipelines(rec)
     if rec.stacks and rec.end_reason == END_HUNG:
         parts += _stacks(rec)

@@ -4,4 +4,5 @@ Import the module you need; this package imports nothing itself:
     cpuwise.testing.stages   check_stage_resume: the resume contract every pipeline stage passes
     cpuwise.testing.passes   the contract every optimize pass passes
     cpuwise.testing.recordings   realistic synthetic doctor recordings (for rules and reports)
+    cpuwise.testing.rules    check_rule: the contract every doctor rule passes, and its cases
 """

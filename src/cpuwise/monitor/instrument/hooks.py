@@ -101,6 +101,8 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
 
 
 def _patch_torch(module: ModuleType) -> None:
+    # lazy: this module loads in every process of the job at start-up; the torch patches load only in
+    # the processes that import torch
     from cpuwise.monitor.instrument import torch_patches
 
     torch_patches.patch_all()

@@ -28,6 +28,8 @@ def thread_pools(role: str) -> dict[str, Any]:
         except Exception:
             pass
     try:
+        # lazy and optional: threadpoolctl scans the loaded native libraries, and may be missing in
+        # the job's interpreter
         from threadpoolctl import threadpool_info
 
         info["native"] = [{"library": str(p.get("internal_api")), "api": str(p.get("user_api")),
@@ -154,6 +156,7 @@ def patch_all() -> None:
     if _done or torch is None:
         return
     _done = True
+    # lazy: torch is already imported by the job when this runs; these are its submodules to patch
     import torch.utils.data._utils.worker as worker_mod
     import torch.utils.data.dataloader as dl
 

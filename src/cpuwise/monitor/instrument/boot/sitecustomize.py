@@ -1,11 +1,13 @@
 """cpuwise doctor's bootstrap: instrument this Python process, then run any other sitecustomize."""
 
+import importlib.util
 import os
 import sys
 
 
 def _cpuwise_install() -> None:
     try:
+        # lazy: this file runs as the job's own sitecustomize, whose interpreter may not have cpuwise
         from cpuwise.monitor.instrument import hooks
     except ImportError:
         src = os.environ.get("CPUWISE_SRC")
@@ -13,7 +15,7 @@ def _cpuwise_install() -> None:
             return
         sys.path.append(src)  # at the end: never shadow the job's own modules
         try:
-            from cpuwise.monitor.instrument import hooks
+            from cpuwise.monitor.instrument import hooks  # lazy: now from the doctor's own source tree
         except ImportError:
             return
         finally:
@@ -27,8 +29,6 @@ def _cpuwise_install() -> None:
 
 def _chain_next_sitecustomize() -> None:
     # Our directory shadows the environment's own sitecustomize (Debian ships one): run it too.
-    import importlib.util
-
     here = os.path.dirname(os.path.abspath(__file__))
     for entry in sys.path:
         if not entry or os.path.abspath(entry) == here:

@@ -9,13 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cpuwise._schema import GpuStatus, Recording
+from cpuwise._schema import GpuStatus, PipelineStats, Recording
 from cpuwise.diagnose import diagnose, verdict
-from cpuwise.diagnose.fake import PRESETS, fake_recording
-from cpuwise.diagnose.findings import FINDING_IDS
+from cpuwise.diagnose.registry import finding_ids
 from cpuwise.report.html import render_html
 from cpuwise.report.terminal import render_summary
+from cpuwise.testing.recordings import PRESETS, fake_recording
 
+FINDING_IDS = finding_ids()
 JUNK = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5), st.lists(st.integers(), max_size=2))
 
 
@@ -47,5 +48,8 @@ def test_any_recording_renders(
     rec = fake_recording(preset, cores=cores, workers=workers, steps=steps, wait_s=wait, interval_s=0.2)
     rec.job_info["thread_pools"] = {"1": {"role": "worker", "torch_intra": junk, "native": junk}, "2": junk}
     rec.job_info["dataloaders"] = [junk, {"num_workers": junk, "batch_size": junk}]
-    rec.pipeline_stats = [{"pipeline": junk, "config": junk, "stages": [junk, {"per_item_ms": junk}]}]
+    # A malformed report from the job, read the way Recording.from_dict reads it.
+    rec.pipeline_stats = [
+        PipelineStats.from_dict({"pipeline": junk, "config": junk, "stages": [junk, {"per_item_ms": junk}]})
+    ]
     _render(rec)

@@ -1,13 +1,15 @@
-"""The doctor's rules: one small pure function per rule, `rule(rec, m) -> list[Finding]`.
+"""Input-bound: the training loop waits for data (TF Profiler's bands), split by cause.
 
-Each reads the Recording and the Metrics derived from it once (`metrics.measure`), compares against
-`thresholds`, and returns Findings whose evidence quotes the numbers it used.
+One rule, four findings, tried in this order (cause before symptom): the CPU is saturated
+(`input_bound_cpu_saturated`), the job waits on storage (`io_bound`), free cores but too few workers
+(`too_few_workers`), else the wait is elsewhere (`input_bound`). Without step records, an idle GPU
+next to a saturated CPU still points at the input pipeline.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cpuwise._schema import Recording
@@ -16,35 +18,32 @@ from cpuwise.diagnose import thresholds as th
 from cpuwise.diagnose.evidence import (
     NO_STEPS,
     band,
-    config_of,
     cpu_line,
     gpu_activity,
-    num,
     pct,
     pipeline_evidence,
     slowest_stage,
-    stats_of,
     step_line,
 )
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics
+from cpuwise.diagnose.registry import rule
 
 
 def data_wait(rec: Recording, m: Metrics) -> tuple[float, str] | None:
     """The data-wait share and where it came from: the steps, else cpuwise.data's consumer wait."""
     if m.steps is not None and m.steps.n >= th.MIN_STEPS:
         return m.steps.wait_share, "steps"
-    ratios = [num(s["consumer_wait_ratio"]) for s in stats_of(rec) if "consumer_wait_ratio" in s]
+    ratios = [s.consumer_wait_ratio for s in rec.pipeline_stats if s.consumer_wait_ratio is not None]
     if ratios:
         return max(ratios), "cpuwise.data consumer_wait_ratio"
     return None
 
 
 def current_workers(rec: Recording, m: Metrics) -> int:
-    for st in stats_of(rec):
-        w = config_of(st).get("workers")
-        if isinstance(w, int):
-            return w
+    """The data workers today: the first cpuwise.data pipeline's, else the DataLoader's, else those seen."""
+    if rec.pipeline_stats:
+        return rec.pipeline_stats[0].config.workers
     return m.workers_configured if m.workers_configured is not None else m.workers_seen
 
 
@@ -76,8 +75,11 @@ class InputCase:
     def head(self) -> str:
         return f"The training loop waits for data {pct(self.share)} of each step"
 
-    def finding(self, fid: str, title: str, summary: str, extra: list[str], fix: str, code: str) -> Finding:
-        return Finding(fid, title, self.severity, self.confidence, summary, self.evidence + extra, fix, code)
+    def finding(self, *, id: str, title: str, summary: str, fix: str, fix_code: str,
+                extra: Sequence[str] = ()) -> Finding:
+        """A finding of this case: its severity, confidence and shared evidence, plus `extra` lines."""
+        return Finding(id=id, title=title, severity=self.severity, confidence=self.confidence,
+                       summary=summary, evidence=self.evidence + list(extra), fix=fix, fix_code=fix_code)
 
 
 def input_case(rec: Recording, m: Metrics) -> InputCase | None:
@@ -102,18 +104,18 @@ def input_case(rec: Recording, m: Metrics) -> InputCase | None:
             f"other processes on the machine use {others:.2f} of the {m.usable_cores} cores: the job "
             "competes with them for CPU"
         )
-    slow = next((slowest_stage(s) for s in stats_of(rec) if slowest_stage(s)), None)
+    slow = next((s for s in map(slowest_stage, rec.pipeline_stats) if s is not None), None)
     return InputCase(
-        rec,
-        m,
-        share,
-        str(band(share)),
-        0.9 if source == "steps" and m.steps and m.steps.n >= 20 else 0.75,
-        evidence,
-        workers,
-        bool(stats_of(rec)) or rec.job_info.get("step_source") == "cpuwise.data",
-        f" Start with stage '{slow.get('name')}', the slowest." if slow else "",
-        others,
+        rec=rec,
+        m=m,
+        share=share,
+        severity=str(band(share)),
+        confidence=0.9 if source == "steps" and m.steps and m.steps.n >= 20 else 0.75,
+        evidence=evidence,
+        workers=workers,
+        uses_cpuwise_data=bool(rec.pipeline_stats) or rec.job_info.get("step_source") == "cpuwise.data",
+        slow_txt=f" Start with stage '{slow.name}', the slowest." if slow else "",
+        others=others,
     )
 
 
@@ -127,14 +129,13 @@ def _cpu_saturated(c: InputCase) -> Finding | None:
         else ""
     )
     return c.finding(
-        "input_bound_cpu_saturated",
-        "Input-bound: preprocessing saturates the CPU",
-        f"{c.head} while all {m.usable_cores} usable cores are busy{shared}: preprocessing needs more CPU "
-        "than the job gets, so more workers will not help.",
-        [],
-        "Make each sample cheaper: decode JPEGs at reduced scale, output uint8 and normalise on the device, "
-        "use cpuwise.data (fast decoder, autotuned workers) or decode on the GPU." + c.slow_txt,
-        fixes.cheaper_preprocessing(gpu=c.rec.gpu.available),
+        id="input_bound_cpu_saturated",
+        title="Input-bound: preprocessing saturates the CPU",
+        summary=f"{c.head} while all {m.usable_cores} usable cores are busy{shared}: preprocessing needs "
+        "more CPU than the job gets, so more workers will not help.",
+        fix="Make each sample cheaper: decode JPEGs at reduced scale, output uint8 and normalise on the "
+        "device, use cpuwise.data (fast decoder, autotuned workers) or decode on the GPU." + c.slow_txt,
+        fix_code=fixes.cheaper_preprocessing(gpu=c.rec.gpu.available),
     )
 
 
@@ -149,13 +150,13 @@ def _io_bound(c: InputCase) -> Finding | None:
     if m.cpu_busy_fraction >= th.IO_CPU_IDLE or not signals:
         return None
     return c.finding(
-        "io_bound",
-        "Input-bound: waiting on storage",
-        f"{c.head} while the CPU is mostly idle and the job waits on reads ({', '.join(signals)}).",
-        ["I/O: " + ", ".join(signals)],
-        "Read from faster storage: cache decoded/resized samples on local SSD, pack small files into shards, "
-        "and overlap blocking reads with more I/O threads.",
-        fixes.IO_BOUND,
+        id="io_bound",
+        title="Input-bound: waiting on storage",
+        summary=f"{c.head} while the CPU is mostly idle and the job waits on reads ({', '.join(signals)}).",
+        extra=["I/O: " + ", ".join(signals)],
+        fix="Read from faster storage: cache decoded/resized samples on local SSD, pack small files into "
+        "shards, and overlap blocking reads with more I/O threads.",
+        fix_code=fixes.IO_BOUND,
     )
 
 
@@ -167,16 +168,16 @@ def _too_few_workers(c: InputCase) -> Finding | None:
     if free < th.MIN_FREE_CORES or need <= c.workers or not busy_workers:
         return None
     return c.finding(
-        "too_few_workers",
-        f"Input-bound: too few workers ({c.workers}) for the free cores",
-        f"{c.head} while {free:.1f} of {m.usable_cores} cores sit idle: raise the data workers from "
+        id="too_few_workers",
+        title=f"Input-bound: too few workers ({c.workers}) for the free cores",
+        summary=f"{c.head} while {free:.1f} of {m.usable_cores} cores sit idle: raise the data workers from "
         f"{c.workers} to {need}.",
-        [
+        extra=[
             f"{free:.1f} cores idle on average; {need} workers would hide the wait (today's "
             f"{max(c.workers, 1)} producer(s) x step / (step - wait), capped at the cores)"
         ],
-        f"Raise num_workers to {need} (the usable cores: {m.usable_cores}).",
-        fixes.more_workers(need, c.uses_cpuwise_data),
+        fix=f"Raise num_workers to {need} (the usable cores: {m.usable_cores}).",
+        fix_code=fixes.more_workers(need, c.uses_cpuwise_data),
     )
 
 
@@ -185,32 +186,32 @@ def _elsewhere(c: InputCase) -> Finding:
     c.confidence *= 0.9
     if s is not None and s.mean_total_s < th.TINY_STEP_S:
         return c.finding(
-            "input_bound",
-            "Input-bound",
-            f"{c.head}; the CPU is not saturated and the workers are not busy: steps this short are "
+            id="input_bound",
+            title="Input-bound",
+            summary=f"{c.head}; the CPU is not saturated and the workers are not busy: steps this short are "
             "dominated by the loader's per-batch overhead.",
-            [
+            extra=[
                 f"steps take only {1e3 * s.mean_total_s:.1f} ms: a DataLoader's fixed cost per batch "
                 "(pickling through a queue, collate, worker start-up each epoch) is of the same order"
             ],
-            "Give each step more work (a larger batch), keep workers alive across epochs "
+            fix="Give each step more work (a larger batch), keep workers alive across epochs "
             "(persistent_workers=True), or index in-memory tensors directly without worker processes."
             + c.slow_txt,
-            fixes.TINY_STEPS,
+            fix_code=fixes.TINY_STEPS,
         )
     return c.finding(
-        "input_bound",
-        "Input-bound",
-        f"{c.head}; the CPU is not saturated and the workers are not busy, so the wait is elsewhere (slow "
-        "storage or network without iowait, locks, a slow collate or pin_memory).",
-        [],
-        "Profile one worker's __getitem__ (py-spy dump --pid <worker>), then cache or simplify the slow "
+        id="input_bound",
+        title="Input-bound",
+        summary=f"{c.head}; the CPU is not saturated and the workers are not busy, so the wait is elsewhere "
+        "(slow storage or network without iowait, locks, a slow collate or pin_memory).",
+        fix="Profile one worker's __getitem__ (py-spy dump --pid <worker>), then cache or simplify the slow "
         "part; more prefetch hides short stalls." + c.slow_txt,
-        fixes.more_workers(max(c.workers, 1), c.uses_cpuwise_data),
+        fix_code=fixes.more_workers(max(c.workers, 1), c.uses_cpuwise_data),
     )
 
 
-def rule_input_bound(rec: Recording, m: Metrics) -> list[Finding]:
+@rule(ids=("input_bound_cpu_saturated", "too_few_workers", "io_bound", "input_bound"), rank=30)
+def input_bound(rec: Recording, m: Metrics) -> list[Finding]:
     """Data-wait in TF Profiler's bands, split by cause: CPU saturated, I/O, too few workers, elsewhere."""
     c = input_case(rec, m)
     if c is None:
@@ -231,31 +232,15 @@ def _input_bound_without_steps(rec: Recording, m: Metrics) -> list[Finding]:
         return []
     return [
         Finding(
-            "input_bound_cpu_saturated",
-            "Likely input-bound: CPU saturated, GPU idle",
-            "moderate",
-            0.5,
-            f"The GPU is busy only {act:.0f} % of the time while all {m.usable_cores} usable cores are busy; "
-            "the CPU side likely cannot feed it.",
-            [NO_STEPS, cpu_line(m), f"GPU activity {act:.0f} %"] + pipeline_evidence(rec),
-            "Make preprocessing cheaper (reduced-scale decode, uint8 output, cpuwise.data, GPU decode); run "
-            "the job as `cpuwise doctor -- python train.py` to measure the data-wait per step.",
-            fixes.cheaper_preprocessing(gpu=True),
+            id="input_bound_cpu_saturated",
+            title="Likely input-bound: CPU saturated, GPU idle",
+            severity="moderate",
+            confidence=0.5,
+            summary=f"The GPU is busy only {act:.0f} % of the time while all {m.usable_cores} usable cores "
+            "are busy; the CPU side likely cannot feed it.",
+            evidence=[NO_STEPS, cpu_line(m), f"GPU activity {act:.0f} %"] + pipeline_evidence(rec),
+            fix="Make preprocessing cheaper (reduced-scale decode, uint8 output, cpuwise.data, GPU decode); "
+            "run the job as `cpuwise doctor -- python train.py` to measure the data-wait per step.",
+            fix_code=fixes.cheaper_preprocessing(gpu=True),
         )
-    ]
-
-
-def all_rules() -> list[Callable[[Recording, Metrics], list[Finding]]]:
-    """Every rule, in the order they run (the order of the result is decided by findings.sort_findings)."""
-    from cpuwise.diagnose import rules_end, rules_runtime
-
-    return [
-        rules_end.rule_hung,
-        rules_end.rule_crashed,
-        rule_input_bound,
-        rules_runtime.rule_oversubscribed,
-        rules_runtime.rule_gpu_underused,
-        rules_runtime.rule_sync_stalls,
-        rules_runtime.rule_memory_growth,
-        rules_runtime.rule_swap,
     ]

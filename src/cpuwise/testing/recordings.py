@@ -1,4 +1,4 @@
-"""Realistic synthetic recordings for tests, demos of the report, and trying rules without a job.
+"""Realistic synthetic doctor recordings: the rules' contract cases, report demos, trying rules offline.
 
 `fake_recording("input_bound")` is a 2-core machine training with 2 DataLoader workers that saturate
 both cores while the main process waits ~60 % of every step. Other presets: "compute", "too_few_workers",
@@ -6,7 +6,7 @@ both cores while the main process waits ~60 % of every step. Other presets: "com
 "crashed", "no_steps", "pipeline". Any FakeJob field can be overridden: `fake_recording("compute",
 cores=4)`.
 
-    python -m cpuwise.diagnose.fake input_bound /tmp/fake-report   # writes report.html & co there
+    python -m cpuwise.testing.recordings input_bound /tmp/fake-report   # writes report.html & co there
 """
 
 from __future__ import annotations
@@ -21,13 +21,20 @@ from cpuwise._schema import (
     END_CRASHED,
     END_EXITED,
     END_HUNG,
+    Decision,
     GpuSample,
     GpuStatus,
+    PipelineConfig,
+    PipelineStats,
     ProcessSample,
     Recording,
+    StageEntry,
     StepRecord,
     SystemSample,
 )
+from cpuwise.diagnose import diagnose
+from cpuwise.diagnose.metrics import measure
+from cpuwise.report import write_reports
 
 GIB = 2**30
 MIB = 2**20
@@ -296,71 +303,37 @@ def build(job: FakeJob) -> Recording:
         },
         pipeline_stats=stats,
         stacks=job.stacks or ({str(p): OMP_STACK for p in pids} if job.end_reason == END_HUNG else {}),
-        notes=["synthetic recording from cpuwise.diagnose.fake"],
+        notes=["synthetic recording from cpuwise.testing.recordings"],
     )
 
 
-def _pipeline_stats(job: FakeJob) -> dict[str, Any]:
-    cfg = {
-        "workers": job.workers,
-        "backend": "process",
-        "prefetch": 4,
-        "cpu_budget": float(job.cores),
-        "ram_budget_bytes": 2 * GIB,
-    }
-    return {
-        "pipeline": "train",
-        "epoch": 0,
-        "items_out": 64 * job.steps,
-        "consumer_wait_ratio": 0.58,
-        "config": cfg,
-        "stages": [
-            {
-                "name": "from_folder",
-                "kind": "source",
-                "items": 3840,
-                "time_s": 0.4,
-                "per_item_ms": 0.1,
-                "wait_ratio": 0.0,
-                "workers": None,
-                "errors": 0,
-                "skipped": [],
-            },
-            {
-                "name": "decode_crop",
-                "kind": "map",
-                "items": 3840,
-                "time_s": 13.1,
-                "per_item_ms": 3.4,
-                "wait_ratio": 0.02,
-                "workers": job.workers,
-                "errors": 0,
-                "skipped": [],
-            },
-            {
-                "name": "batch",
-                "kind": "batch",
-                "items": 60,
-                "time_s": 0.3,
-                "per_item_ms": 5.0 / 64,
-                "wait_ratio": 0.9,
-                "workers": None,
-                "errors": 0,
-                "skipped": [],
-            },
+def _pipeline_stats(job: FakeJob) -> PipelineStats:
+    cfg = PipelineConfig(workers=job.workers, backend="process", prefetch=4, cpu_budget=float(job.cores),
+                         ram_budget_bytes=2 * GIB)
+    return PipelineStats(
+        pipeline="train",
+        epoch=0,
+        items_out=64 * job.steps,
+        consumer_wait_ratio=0.58,
+        config=cfg,
+        stages=[
+            StageEntry(name="from_folder", kind="source", items=3840, time_s=0.4, per_item_ms=0.1),
+            StageEntry(name="decode_crop", kind="map", items=3840, time_s=13.1, per_item_ms=3.4,
+                       wait_ratio=0.02, workers=job.workers),
+            StageEntry(name="batch", kind="batch", items=60, time_s=0.3, per_item_ms=5.0 / 64,
+                       wait_ratio=0.9),
         ],
-        "decisions": [{"t": 2.0, "config": cfg, "why": "2 cores busy at 97 %: workers = cpu_budget"}],
-    }
+        decisions=[Decision(t=2.0, config=cfg, why="2 cores busy at 97 %: workers = cpu_budget")],
+    )
 
 
 def main(argv: list[str]) -> int:
+    """`python -m cpuwise.testing.recordings [PRESET [OUT_DIR]]`: write the reports of a preset."""
     name = argv[0] if argv else "input_bound"
     out = Path(argv[1] if len(argv) > 1 else f"cpuwise-fake-{name}")
-    from cpuwise.diagnose import diagnose
-    from cpuwise.report import write_reports
-
     rec = fake_recording(name)
-    paths = write_reports(rec, diagnose(rec), out)
+    m = measure(rec)
+    paths = write_reports(rec, diagnose(rec, m), out, m)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
