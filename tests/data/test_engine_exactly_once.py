@@ -95,7 +95,7 @@ def test_large_non_array_payloads_travel_through_shared_memory() -> None:
     """Raw bytes (e.g. undecoded JPEGs) bigger than a pipe buffer, in both directions."""
     from engine_fns import double_bytes
 
-    from cpuwise.data import shm
+    from cpuwise.data._engine import shm
 
     items = [bytes([i % 251]) * 70_000 for i in range(30)]
     with cd.from_sequence(items).map(double_bytes, workers=2, backend="process") as ds:

@@ -17,7 +17,7 @@ import pytest
 from engine_fns import crash_on_13, decode_file, fail_on_7s, record_pid, slow_array, thread_caps
 
 import cpuwise.data as cd
-from cpuwise.data import shm
+from cpuwise.data._engine import shm
 from cpuwise.errors import SampleError, WorkerError
 
 HERE = Path(__file__).parent

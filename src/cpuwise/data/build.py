@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpuwise.data import specs as S
+from cpuwise.data._engine.backends import start_pool
+from cpuwise.data._engine.chunk import MapFn
 from cpuwise.data.batch import BatchStage
 from cpuwise.data.budget import Budget
 from cpuwise.data.cache import CacheStage, DiskStore, MemoryStore
-from cpuwise.data.chunk import MapFn
 from cpuwise.data.filter import FilterStage
 from cpuwise.data.map import MapStage
 from cpuwise.data.prefetch import PrefetchStage
@@ -19,7 +20,6 @@ from cpuwise.data.repeat import EpochClock, RepeatStage
 from cpuwise.data.shuffle import GlobalShuffle, WindowShuffle
 from cpuwise.data.sources import IndexSource, IterSource
 from cpuwise.data.stage import Stage
-from cpuwise.errors import ConfigError
 
 log = logging.getLogger("cpuwise.data")
 
@@ -119,34 +119,9 @@ def _pool_factory(group: list[S.MapSpec], fns: list[MapFn], n: int) -> Any:
     box = first.pool_box(group)
 
     def make() -> Any:
-        from cpuwise.data.workers import InlinePool, ThreadPool, picklable
-
         if box:  # warm workers from an earlier iterator (their size is the autotuner's latest)
             return box[0]
-        backend = first.backend
-        name = "+".join(s.name for s in group)
-        pool: Any
-        if backend == "inline":
-            pool = InlinePool(fns)
-        elif backend == "thread":
-            pool = ThreadPool(fns, n, name)
-        else:
-            blob, why = picklable(fns)
-            if blob is None and backend == "process":
-                raise ConfigError(
-                    f"map({name}): backend='process' needs a picklable function, found one that is not "
-                    f"({why}). Fix: define it at module level (not a lambda or closure), install "
-                    "cloudpickle, or use backend='thread'."
-                )
-            if blob is None:
-                log.info("cpuwise.data: map(%s) uses threads: the function cannot be sent to worker "
-                         "processes (%s)", name, why)
-                pool = ThreadPool(fns, n, name)
-            else:
-                from cpuwise.data.procpool import ProcessPool
-
-                skip = all(s.on_error == "skip" for s in group)
-                pool = ProcessPool(blob, n, name, skip_crashers=skip)
+        pool = start_pool(first.backend, fns, n, "+".join(s.name for s in group))
         box.append(pool)
         return pool
 

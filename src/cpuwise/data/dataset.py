@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cpuwise.data import specs as S
+from cpuwise.data._naming import fn_name
 from cpuwise.data.budget import (
     BACKENDS,
     ON_ERROR,
@@ -29,7 +30,6 @@ from cpuwise.data.budget import (
     check_positive_int,
     resolve,
 )
-from cpuwise.data.naming import fn_name
 from cpuwise.errors import ConfigError, StateError
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cpuwise.data.naming import fn_name, sample_name
+from cpuwise.data._naming import fn_name, sample_name
 from cpuwise.data.stage import Stage
 from cpuwise.errors import SampleError
 

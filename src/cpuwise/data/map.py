@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpuwise.data.chunk import Failed, MapFn, Skipped
+from cpuwise.data._engine.chunk import Failed, MapFn, Skipped
 from cpuwise.data.stage import Stage, StageStats
 from cpuwise.errors import SampleError, StateError
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpuwise.data.naming import fn_name
+from cpuwise.data._naming import fn_name
 from cpuwise.data.transform import needs_rng
 
 log = logging.getLogger("cpuwise.data")

@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import atexit
 import io
-import itertools
 import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import secrets
-import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing import context as mpctx
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
 
-from cpuwise.data import shm
-from cpuwise.data.workers import Completed, closed_error
+from cpuwise.data._engine import shm
+from cpuwise.data._engine.pool import Completed, PoolBase, closed_error
+from cpuwise.data._engine.worker_main import worker_main
+from cpuwise.data._naming import sample_name
 from cpuwise.errors import WorkerError
 
 log = logging.getLogger("cpuwise.data")
@@ -62,7 +63,7 @@ def context() -> Any:
     if _CTX is None:
         ctx = mp.get_context("forkserver")
         try:  # preload our worker module (and numpy) once in the server: faster worker starts
-            ctx.set_forkserver_preload(["cpuwise.data.worker"])
+            ctx.set_forkserver_preload(["cpuwise.data._engine.worker_main"])
         except Exception:
             pass
         _CTX = ctx
@@ -71,9 +72,9 @@ def context() -> Any:
 
 # ForkServerProcess whose children do not re-import the parent's __main__.
 #
-# Workers only run cpuwise.data.worker and the pickled map functions (functions of __main__ travel
-# by value via cloudpickle), so re-running the user's script in every worker - which breaks
-# scripts without an `if __name__ == "__main__":` guard, and stdin/REPL sessions - buys nothing.
+# Workers only run cpuwise.data._engine.worker_main and the pickled map functions (functions of
+# __main__ travel by value via cloudpickle), so re-running the user's script in every worker - which
+# breaks scripts without an `if __name__ == "__main__":` guard, and stdin/REPL sessions - buys nothing.
 # _launch mirrors popen_forkserver.Popen._launch (unchanged since Python 3.8) minus the main keys.
 class _Popen(popen_forkserver.Popen):  # type: ignore[misc]
     def _launch(self, process_obj: Any) -> None:
@@ -123,23 +124,21 @@ class _Worker:
     retiring: bool = False
 
 
-class ProcessPool:
+class ProcessPool(PoolBase[_Task]):
+    """Worker processes, each with its own pipe and in-flight list; see the module docstring."""
+
     backend = "process"
 
     def __init__(self, fns_blob: bytes, n: int, name: str = "map", skip_crashers: bool = False) -> None:
-        self.fns_blob, self.name, self.skip_crashers = fns_blob, name, skip_crashers
+        super().__init__(name)
+        self.fns_blob, self.skip_crashers = fns_blob, skip_crashers
         self.prefix = f"{shm.PREFIX}{os.getpid()}-{secrets.token_hex(3)}-"
         self._workers: list[_Worker] = []
         self._stopping: list[_Worker] = []
-        self._tasks: dict[int, _Task] = {}
-        self._done: dict[int, Completed] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.RLock()  # iterators of several Datasets may share this pool
         self._deaths: deque[float] = deque()
         self._next_wid = 0
         self._seq = 0
         self._target = 0
-        self._closed = False
         self.restarts = 0
         shm.sweep_stale()  # segments of cpuwise runs that were SIGKILLed wholesale
         _LIVE.add(self)
@@ -151,8 +150,6 @@ class ProcessPool:
         return self._target
 
     def _start_worker(self) -> _Worker:
-        from cpuwise.data.worker import worker_main
-
         ctx = context()
         wid = self._next_wid
         self._next_wid += 1
@@ -202,22 +199,15 @@ class ProcessPool:
                 self._stopping.remove(w)
 
     # --- tasks ----------------------------------------------------------------------------------
-    def new_id(self) -> int:
-        return next(self._ids)
-
     def submit(self, task_id: int, items: list[Any], start: int, epoch: int) -> None:
         with self._lock:
             if self._closed:
                 raise closed_error(self.name)
-            self._tasks[task_id] = _Task(items, start, epoch)
+            self._pending[task_id] = _Task(items, start, epoch)
             self._send(task_id)
 
-    def take(self, task_id: int) -> Completed | None:
-        with self._lock:
-            return self._done.pop(task_id, None)
-
     def _send(self, task_id: int) -> None:
-        task = self._tasks[task_id]
+        task = self._pending[task_id]
         candidates = [w for w in self._workers if not w.retiring]
         if not candidates:
             candidates = [self._start_worker()]
@@ -291,7 +281,7 @@ class ProcessPool:
         if task_id in w.inflight:
             w.inflight.remove(task_id)
         result = w.slots.read(packed)  # also for cancelled tasks: the slot must be registered
-        if self._tasks.pop(task_id, None) is None:
+        if self._pending.pop(task_id, None) is None:
             return  # cancelled while it ran; dropping `result` frees its slot
         out.append(Completed(task_id, result, times, cpu))
 
@@ -312,7 +302,7 @@ class ProcessPool:
         w.slots.close()
         shm.sweep(f"{self.prefix}w{w.wid}-")  # slots it created that we never opened
         now = time.monotonic()
-        pending = [t for t in w.inflight if t in self._tasks]
+        pending = [t for t in w.inflight if t in self._pending]
         why = f"exit code {code}" + (" (SIGKILL: often the out-of-memory killer)" if code == -9 else "")
         handled = False
         if pending and w.progress[0] == pending[0]:
@@ -342,9 +332,7 @@ class ProcessPool:
         """Count a worker death against the sample it was running. Returns True when the death is
         handled by the per-sample policy (the sample killed two workers and is skipped): then
         neither of its deaths counts toward MAX_DEATHS."""
-        from cpuwise.data.naming import sample_name
-
-        task = self._tasks[task_id]
+        task = self._pending[task_id]
         task.kills[pos] = task.kills.get(pos, 0) + 1
         if task.kills[pos] < 2 or pos >= len(task.items):
             task.first_death.setdefault(pos, now)
@@ -366,26 +354,20 @@ class ProcessPool:
             "on_error='skip' to skip samples that crash their worker."
         )
 
-    def cancel(self, ids: Any) -> None:
-        with self._lock:
-            for i in ids:
-                self._tasks.pop(i, None)
-                self._done.pop(i, None)
-
-    def drain(self, ids: Any, timeout: float = 5.0) -> None:
+    def drain(self, ids: Iterable[int], timeout: float = 5.0) -> None:
         """Cancel `ids` and wait until no worker still runs one of them; a worker that does not
         finish in time is killed (and replaced when needed)."""
-        ids = set(ids)
-        self.cancel(ids)
+        wanted = set(ids)
+        self.cancel(wanted)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                busy = [w for w in self._workers if ids.intersection(w.inflight)]
+                busy = [w for w in self._workers if wanted.intersection(w.inflight)]
             if not busy or self._closed:
                 return
             self._poll(0.05)
         with self._lock:
-            for w in [w for w in self._workers if ids.intersection(w.inflight)]:
+            for w in [w for w in self._workers if wanted.intersection(w.inflight)]:
                 w.proc.kill()
                 self._on_death(w, [])
 
@@ -400,7 +382,7 @@ class ProcessPool:
         if self._closed:
             return
         self._closed = True
-        self._tasks.clear()
+        self._pending.clear()
         self._done.clear()
         workers = self._workers + self._stopping
         self._workers, self._stopping = [], []

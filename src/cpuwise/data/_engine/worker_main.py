@@ -14,11 +14,12 @@ import pickle
 import signal
 import sys
 import time
+import traceback
 from typing import Any
 
 from cpuwise import _channel
-from cpuwise.data import shm
-from cpuwise.data.chunk import Failed, run_chunk
+from cpuwise.data._engine import shm
+from cpuwise.data._engine.chunk import Failed, run_chunk
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
@@ -28,7 +29,7 @@ def cap_threads() -> dict[str, Any]:
     """Limit every loaded native thread pool to one thread; returns what was capped."""
     capped: dict[str, Any] = {}
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # lazy: a worker without it keeps going (except below)
 
         threadpool_limits(1)
         capped["threadpoolctl"] = 1
@@ -55,7 +56,7 @@ def _tell_doctor(capped: dict[str, Any]) -> None:
     """Under `cpuwise doctor`: say this process is a data worker and which thread pools it runs."""
     if not _channel.ACTIVE:
         return
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # lazy: only under `cpuwise doctor`
 
     native = [{"library": p.get("internal_api"), "api": p.get("user_api"), "threads": p.get("num_threads")}
               for p in threadpool_info()]
@@ -79,8 +80,6 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
         try:
             fns = pickle.loads(fns_blob)
         except Exception:
-            import traceback
-
             conn.send(("fatal", traceback.format_exc()))
             return
         capped = cap_threads()
@@ -114,8 +113,6 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         pass  # the parent went away or is shutting down
     except Exception:
-        import traceback
-
         try:
             conn.send(("fatal", traceback.format_exc()))
         except OSError:

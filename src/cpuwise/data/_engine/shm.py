@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
+import time
 from typing import Any
 
 SHM_DIR = "/dev/shm"
@@ -119,8 +120,6 @@ def sweep(prefix: str) -> int:
 def sweep_stale(min_age_s: float = 60.0) -> int:
     """Remove segments left by cpuwise processes that died without cleaning up (both the parent
     and its workers SIGKILLed): the owner pid in the name is gone and the file is old."""
-    import time
-
     if not AVAILABLE:
         return 0
     n = 0

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from cpuwise.data.naming import sample_name
+from cpuwise.data._naming import sample_name
 from cpuwise.data.transform import sample_rng
 
 
