@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cpuwise.data.batchsize import (
+from cpuwise.data.tools.batchsize import (
     Measurement,
     choose_best,
     fit_memory,
@@ -105,7 +105,7 @@ def test_sweep_sizes() -> None:
 
 def test_real_cpu_model_fits_and_state_is_restored() -> None:
     torch = pytest.importorskip("torch")
-    from cpuwise.data.batchsize import find_batch_size
+    from cpuwise.data.tools.batchsize import find_batch_size
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
@@ -125,7 +125,7 @@ def test_real_cpu_model_fits_and_state_is_restored() -> None:
 
 def test_cpu_budget_limits_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from cpuwise.data import batchsize
+    from cpuwise.data.tools import batchsize
 
     model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 2))
     monkeypatch.setattr(batchsize, "_cpu_budget", lambda headroom: 200_000)
@@ -138,7 +138,7 @@ def test_cpu_budget_limits_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bad_arguments() -> None:
     torch = pytest.importorskip("torch")
-    from cpuwise.data.batchsize import find_batch_size
+    from cpuwise.data.tools.batchsize import find_batch_size
 
     m = torch.nn.Linear(2, 2)
     with pytest.raises(ConfigError, match="max_batch"):
@@ -153,7 +153,7 @@ def test_bad_arguments() -> None:
 @pytest.mark.slow
 def test_cuda_search_respects_the_budget() -> None:
     torch = pytest.importorskip("torch")
-    from cpuwise.data.batchsize import find_batch_size
+    from cpuwise.data.tools.batchsize import find_batch_size
 
     model = torch.nn.Sequential(torch.nn.Linear(4096, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 10))
     model = model.cuda()

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 import cpuwise.data as cd
-from cpuwise.data.autotune import MapSample, TuneStats, pick_config, share
-from cpuwise.data.budget import Budget
+from cpuwise.data._runtime.autotune import MapSample, TuneStats, pick_config, share
+from cpuwise.data._runtime.budget import Budget
 
 GiB = 2**30
 
@@ -75,7 +75,7 @@ def test_online_tuning_logs_decisions_and_keeps_order(caplog: pytest.LogCaptureF
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from cpuwise.data import pipeline
+    from cpuwise.data._runtime import iterator as pipeline
 
     monkeypatch.setattr(pipeline, "TUNE_FIRST_S", 0.0)
     monkeypatch.setattr(pipeline, "TUNE_INTERVAL_S", 0.02)
@@ -95,7 +95,7 @@ def test_online_tuning_logs_decisions_and_keeps_order(caplog: pytest.LogCaptureF
 
 
 def test_pinned_workers_are_never_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cpuwise.data import pipeline
+    from cpuwise.data._runtime import iterator as pipeline
 
     monkeypatch.setattr(pipeline, "TUNE_FIRST_S", 0.0)
     monkeypatch.setattr(pipeline, "TUNE_INTERVAL_S", 0.0)
@@ -110,7 +110,8 @@ def test_resizing_a_process_pool_mid_epoch_keeps_order_and_exactly_once(
 
     from engine_fns import slow_array
 
-    from cpuwise.data import autotune, pipeline
+    from cpuwise.data._runtime import autotune
+    from cpuwise.data._runtime import iterator as pipeline
 
     sizes = itertools.cycle([1, 2, 1, 2, 2, 1])
 

@@ -10,8 +10,8 @@ import pytest
 from engine_fns import arange16, to_array
 
 import cpuwise.data as cd
-from cpuwise.data.batch import collate
-from cpuwise.data.sources import StrArray
+from cpuwise.data.formats.sequence import StrArray
+from cpuwise.data.stages.batch import collate
 from cpuwise.errors import PipelineError
 
 

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import cpuwise.data as cd  # noqa: E402
-from cpuwise.data.features import FeatureTable, cache_features, data_fingerprint  # noqa: E402
+from cpuwise.data.tools.features import FeatureTable, cache_features, data_fingerprint  # noqa: E402
 from cpuwise.errors import ConfigError  # noqa: E402
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cpuwise.data.tabular import CsvTable, load_csv_table
+from cpuwise.data.formats.csv import CsvTable, load_csv_table
 from cpuwise.errors import ConfigError
 
 pytest.importorskip("pandas")

@@ -6,19 +6,37 @@ order. The state after delivering a sample is (upstream state at the start of it
 in the chunk, epoch index of the chunk start): restoring it re-pulls that chunk's inputs and skips
 the delivered ones, so a resume yields exactly the samples not yet delivered, whatever was in
 flight. Worker count changes (autotune) only apply between chunks and never reorder anything.
+
+Consecutive map() calls fuse into one stage and one worker group (one IPC hop for decode + crop +
+flip) unless a later call pins its own workers/backend/budget. The group's pool belongs to the
+runtime (`ctx.shared()` of the group's first spec), so every iterator and every Dataset derived from
+the chain reuse the same warm workers.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from cpuwise._schema import StageEntry
+from cpuwise.data._engine.backends import start_pool
 from cpuwise.data._engine.chunk import Failed, MapFn, Skipped
-from cpuwise.data.stage import Stage, StageStats
+from cpuwise.data._engine.pool import Pool
+from cpuwise.data._tree import nbytes
+from cpuwise.data.stages._base import (
+    BuildContext,
+    Spec,
+    Stage,
+    StageStats,
+    require_upstream,
+    stage_entry,
+)
+from cpuwise.data.transform import needs_rng
 from cpuwise.errors import SampleError, StateError
 
 log = logging.getLogger("cpuwise.data")
@@ -26,6 +44,78 @@ log = logging.getLogger("cpuwise.data")
 TARGET_CHUNK_S = 0.02  # worker time per chunk: long enough to hide the ~0.1-0.2 ms IPC round trip
 MAX_CHUNK = 512
 TASKS_PER_WORKER = 2  # one running, one queued: a worker never waits for the parent
+
+
+@dataclass(frozen=True, eq=False)
+class MapSpec(Spec):
+    fn: Any
+    on_error: str  # "raise" | "skip"
+    workers: int | str  # a pinned count, or "auto"
+    backend: str  # "auto" | "process" | "thread" | "inline"
+    cpu_budget: float | None
+    name: str
+    kind: ClassVar[str] = "map"
+
+    def describe(self) -> str:
+        return f"map({self.name})"
+
+    def length(self, upstream: int | None) -> int | None:
+        return None if self.on_error == "skip" else upstream
+
+    def fuses_into(self, first: MapSpec) -> bool:
+        """Run in the same workers as the group that `first` starts: when this map leaves every
+        setting at its default, or repeats the group's settings exactly."""
+        if self.workers == "auto" and self.backend == "auto" and self.cpu_budget is None:
+            return True
+        mine = (self.workers, self.backend, self.cpu_budget)
+        return mine == (first.workers, first.backend, first.cpu_budget)
+
+    def fuses(self, nxt: Spec) -> bool:
+        return isinstance(nxt, MapSpec) and nxt.fuses_into(self)
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        group = [s for s in ctx.group if isinstance(s, MapSpec)]
+        fns = []
+        for spec in group:  # each random map draws from its own seed: the shuffle's, plus its rank
+            random = needs_rng(spec.fn)
+            seed = (ctx.seed + ctx.n_random) & 0xFFFFFFFF
+            fns.append(MapFn(spec.fn, spec.name, random, spec.on_error, seed))
+            ctx.n_random += int(random)
+        groups = map_groups(ctx.groups)
+        n = initial_workers(groups, ctx.cpu_budget)[next(i for i, g in enumerate(groups) if g[0] is self)]
+        shared, key, backend = ctx.shared(), tuple(id(s) for s in group), self.backend
+        name = "+".join(s.name for s in group)
+
+        def pool() -> Pool:  # warm workers from an earlier iterator (their size is the autotuner's latest)
+            return shared.pool(key, lambda: start_pool(backend, fns, n, name))
+
+        stage = MapStage(require_upstream(upstream, self), fns, pool, ctx.epoch,
+                         tuned=not isinstance(self.workers, int), start_workers=n, backend=backend)
+        if self.cpu_budget is not None:
+            stage.max_workers = max(1, math.floor(self.cpu_budget + 1e-9))
+        return stage
+
+
+def map_groups(groups: Sequence[Sequence[Spec]]) -> list[list[MapSpec]]:
+    """The fused map groups among a chain's groups, in order."""
+    return [[s for s in g if isinstance(s, MapSpec)] for g in groups if isinstance(g[0], MapSpec)]
+
+
+def initial_workers(groups: Sequence[Sequence[MapSpec]], cpu: float) -> list[int]:
+    """Pinned groups keep their count; tuned groups share the rest of the budget evenly."""
+    cap = max(1, math.floor(cpu + 1e-9))
+    pinned = sum(int(g[0].workers) for g in groups if isinstance(g[0].workers, int))
+    tuned = [g for g in groups if not isinstance(g[0].workers, int)]
+    share = max(1, (cap - pinned) // max(1, len(tuned)))
+    out = []
+    for g in groups:
+        w = g[0].workers
+        budget = g[0].cpu_budget
+        n = int(w) if isinstance(w, int) else share
+        if budget is not None and not isinstance(w, int):
+            n = max(1, min(n, math.floor(budget + 1e-9)))
+        out.append(n)
+    return out
 
 
 @dataclass
@@ -50,15 +140,22 @@ class GroupStats:
 
 
 class MapStage(Stage):
+    """A fused group of map functions run by a pool, delivered in input order."""
+
     SKIP_KEY = "skip"
     INDEX_KEY = "index"
     kind = "map"
+    runs_ahead = True
+    per_sample = True
 
-    def __init__(self, upstream: Stage, fns: list[MapFn], pool_fn: Callable[[], Any],
-                 epoch_fn: Callable[[], int], tuned: bool) -> None:
+    def __init__(self, upstream: Stage, fns: list[MapFn], pool_fn: Callable[[], Pool],
+                 epoch_fn: Callable[[], int], tuned: bool, start_workers: int = 1,
+                 backend: str = "auto") -> None:
         super().__init__(" + ".join(f"map({f.name})" for f in fns), upstream)
         self.fns, self.pool_fn, self.epoch_fn, self.tuned = fns, pool_fn, epoch_fn, tuned
-        self.pool: Any = None
+        self.start_workers = start_workers  # the pool's size when it starts
+        self.requested_backend = backend
+        self.pool: Pool | None = None
         self.target_workers: int | None = None  # set by the autotuner, applied between chunks
         self.max_workers: int | None = None  # from map(cpu_budget=...)
         self.chunk_size = 1
@@ -108,15 +205,15 @@ class MapStage(Stage):
         return dict(self._state)
 
     # --- pulling and submitting -----------------------------------------------------------------
-    def _ensure_pool(self) -> Any:
+    def _ensure_pool(self) -> Pool:
         if self.pool is None:
             self.pool = self.pool_fn()
         if self.target_workers is not None and self.target_workers != self.pool.size:
             self.pool.resize(self.target_workers)
         return self.pool
 
-    def _limit(self) -> int:
-        n = max(1, self.pool.size) * TASKS_PER_WORKER
+    def _limit(self, pool: Pool) -> int:
+        n = max(1, pool.size) * TASKS_PER_WORKER
         if self.max_inflight_items is not None:
             n = max(1, min(n, self.max_inflight_items // max(1, self.chunk_size)))
         return n
@@ -124,7 +221,7 @@ class MapStage(Stage):
     def _fill(self) -> None:
         assert self.upstream is not None
         pool = self._ensure_pool()
-        while not self._exhausted and self._up_error is None and len(self._order) < self._limit():
+        while not self._exhausted and self._up_error is None and len(self._order) < self._limit(pool):
             up_state = self.upstream.get_state()
             items: list[Any] = []
             try:
@@ -142,11 +239,13 @@ class MapStage(Stage):
             pool.submit(chunk.task_id, items, chunk.start, self.epoch)
 
     def _collect(self, timeout: float) -> None:
-        self.pool.poll(timeout)
+        pool = self.pool
+        assert pool is not None  # _fill() started it
+        pool.poll(timeout)
         for c in self._order:
             if c.task_id in self._ready:
                 continue
-            done = self.pool.take(c.task_id)
+            done = pool.take(c.task_id)
             if done is None:
                 continue
             self._ready[done.task_id] = done.outputs
@@ -203,7 +302,7 @@ class MapStage(Stage):
             head.outputs = self._ready.pop(head.task_id)
             self._cur = head
             if head.n and self.item_bytes == 0:
-                self.item_bytes = _nbytes(head.outputs[0])
+                self.item_bytes = nbytes(head.outputs[0])
 
     def close(self) -> None:
         if self.pool is not None:
@@ -214,15 +313,18 @@ class MapStage(Stage):
         super().close()
 
     def workers(self) -> int:
+        """The pool's worker count (0 before it starts)."""
         return 0 if self.pool is None else int(self.pool.size)
 
+    @property
+    def backend(self) -> str:
+        """The pool's backend; before it starts, the requested one ("auto" tries processes first)."""
+        if self.pool is not None:
+            return self.pool.backend
+        return "process" if self.requested_backend == "auto" else self.requested_backend
 
-def _nbytes(obj: Any) -> int:
-    """Approximate bytes of a sample (arrays counted exactly; other values as 64 bytes)."""
-    if hasattr(obj, "nbytes"):
-        return int(obj.nbytes)
-    if isinstance(obj, (tuple, list)):
-        return sum(_nbytes(x) for x in obj)
-    if isinstance(obj, dict):
-        return sum(_nbytes(x) for x in obj.values())
-    return 64
+    def stats_entries(self, wall: float) -> list[StageEntry]:
+        """One row per map() call of the group; time_s is worker seconds."""
+        g = self.gstats
+        return [stage_entry(f"map({f.name})", "map", g.items[0], g.time_s[j], wall, g.wait_s, self.workers(),
+                            g.errors[j]) for j, f in enumerate(self.fns)]

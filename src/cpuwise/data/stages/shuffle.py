@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.sources import IndexSource
-from cpuwise.data.stage import Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
+from cpuwise.data.stages.source import IndexSource
+
+
+@dataclass(frozen=True, eq=False)
+class ShuffleSpec(Spec):
+    seed: int
+    buffer_size: int
+    kind: ClassVar[str] = "shuffle"
+
+    def describe(self) -> str:
+        return f"shuffle(seed={self.seed})"
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        up = require_upstream(upstream, self)
+        ctx.seed, ctx.n_random = self.seed, 0  # random maps after this shuffle derive their seeds from it
+        source = _permutable_source(up)
+        if source is not None:
+            return GlobalShuffle(up, source, self.seed, ctx.epoch)
+        return WindowShuffle(up, self.seed, self.buffer_size, ctx.epoch)
+
+
+def _permutable_source(stage: Stage) -> IndexSource | None:
+    """The IndexSource under `stage` when only per-sample stages (maps) sit between them and no
+    shuffle already permutes it: then a global permutation of the source is a shuffle of `stage`."""
+    while stage.per_sample:
+        assert stage.upstream is not None
+        stage = stage.upstream
+    if isinstance(stage, IndexSource) and stage.order_fn is None:
+        return stage
+    return None
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:

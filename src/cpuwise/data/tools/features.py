@@ -15,9 +15,11 @@ Random augmentations in `ds` are frozen into the cache: cache a deterministic vi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import struct
 import time
 from collections.abc import Sequence
@@ -27,6 +29,10 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import require
+from cpuwise.data.adapters.torch import to_torch
+from cpuwise.data.dataset import Dataset
+from cpuwise.data.formats.sequence import from_sequence
+from cpuwise.data.stages.batch import collate
 from cpuwise.errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -70,7 +76,7 @@ class FeatureTable(Sequence[Any]):
 
 def model_fingerprint(model: Any) -> str:
     """sha256 over the backbone's class name and every parameter and buffer (name, dtype, shape, bytes)."""
-    import torch
+    import torch  # lazy: the torch extra; this module loads with cd.cache_features, before it is needed
 
     h = hashlib.sha256(type(model).__qualname__.encode())
     for name, t in model.state_dict().items():
@@ -84,8 +90,7 @@ def data_fingerprint(ds: Any) -> str:
     their size and modification time, or array bytes), and every stage with its function's code and
     settings (a map of decode_crop(224) differs from decode_crop(256))."""
     h = hashlib.sha256()
-    chain = ds._chain() if callable(getattr(ds, "_chain", None)) else None
-    if chain is None:  # a plain sequence or iterable
+    if not isinstance(ds, Dataset):  # a plain sequence or iterable
         if isinstance(ds, Sequence):
             _hash_sequence(h, ds)
             return h.hexdigest()
@@ -93,7 +98,7 @@ def data_fingerprint(ds: Any) -> str:
             f"cache_features: cannot fingerprint a {type(ds).__name__} without reading it; expected a "
             "cpuwise Dataset or a sequence. Fix: pass data_key='...' naming this data (and its version)."
         )
-    for spec in chain:
+    for spec in ds.specs():
         h.update(spec.describe().encode())
         seq = getattr(spec, "seq", None)
         if seq is not None:
@@ -107,9 +112,6 @@ def data_fingerprint(ds: Any) -> str:
 
 def _describe_fn(fn: Any) -> str:
     """A run-independent description of a function or transform object (no memory addresses)."""
-    import functools
-    import re
-
     if isinstance(fn, functools.partial):
         return f"partial({_describe_fn(fn.func)}, {fn.args!r}, {sorted(fn.keywords.items())!r})"
     code = getattr(fn, "__code__", None)
@@ -197,8 +199,6 @@ def cache_features(
             for a plain iterable, and faster for millions of files (no stat of each).
     """
     torch = require("torch", extra="torch", purpose="computing features with a backbone")
-    from cpuwise.data import from_sequence
-
     dtype = torch.float32 if dtype is None else dtype  # uint8 images reach the backbone as float 0..1
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1 or None (ds already batched), got {batch_size}.")
@@ -211,11 +211,9 @@ def cache_features(
         manifest = read_manifest(root)
         if (not rebuild and manifest and manifest.get("fingerprint") == fingerprint
                 and manifest.get("version") == FORMAT_VERSION and (root / FEATURES).is_file()):
-            return _dataset(from_sequence, root, manifest)
+            return _dataset(root, manifest)
         root.mkdir(parents=True, exist_ok=True)
     batches = _batched(ds, batch_size)
-    from cpuwise.data.adapters.torch import to_torch
-
     was_training = backbone.training
     backbone.eval()
     t0 = time.perf_counter()
@@ -239,14 +237,14 @@ def cache_features(
     tmp = root / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, root / MANIFEST)  # the manifest appears last: a crash leaves no valid-looking cache
-    return _dataset(from_sequence, root, manifest)
+    return _dataset(root, manifest)
 
 
 def _rows(root: Path) -> int:
     return int(np.load(root / FEATURES, mmap_mode="r").shape[0])
 
 
-def _dataset(from_sequence: Any, root: Path, manifest: dict[str, Any]) -> Any:
+def _dataset(root: Path, manifest: dict[str, Any]) -> Dataset:
     labels = np.load(root / LABELS) if manifest.get("has_labels") else None
     return from_sequence(FeatureTable(None, labels, str(root)))
 
@@ -256,8 +254,6 @@ def _batched(ds: Any, batch_size: int | None) -> Any:
         return ds
     if hasattr(ds, "batch"):
         return ds.batch(batch_size)
-    from cpuwise.data.batch import collate
-
     def gen() -> Any:
         buf: list[Any] = []
         for sample in ds:

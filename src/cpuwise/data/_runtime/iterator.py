@@ -7,21 +7,22 @@ asks the pure autotuner for a new config, which the stages apply between chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from cpuwise import _channel
-from cpuwise.data import autotune
-from cpuwise.data.budget import Budget
-from cpuwise.data.build import Built, build, fingerprint
-from cpuwise.data.specs import MapSpec
-from cpuwise.data.stats import stage_entries
+from cpuwise._schema import Decision, PipelineConfig, PipelineStats
+from cpuwise.data._runtime import autotune, stats
+from cpuwise.data._runtime.budget import Budget
+from cpuwise.data._runtime.build import Built, build, fingerprint
+from cpuwise.data.stages._base import Spec
+from cpuwise.data.stages.map import MapStage
+from cpuwise.data.stages.prefetch import PrefetchStage
 from cpuwise.errors import PipelineError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cpuwise.data.dataset import Dataset
 
 log = logging.getLogger("cpuwise.data")
 
@@ -31,15 +32,28 @@ EMIT_INTERVAL_S = 2.0
 STATE_VERSION = 1
 MAX_DECISIONS = 200
 
+
 class PipelineIterator:
-    def __init__(self, ds: Dataset, epoch: int, state: dict[str, Any] | None, budget: Budget) -> None:
-        # No reference back to `ds` (ds._last points here): without cycles a dropped pipeline is
+    """One epoch over a Dataset's stages; `iter(ds)` makes one.
+
+    Args:
+        chain: the Dataset's specs, source first.
+        state: a state_dict() to resume from, or None to start the epoch.
+        decisions: the Dataset's autotune decisions; this iterator appends its own.
+    """
+
+    def __init__(self, chain: Sequence[Spec], epoch: int, state: dict[str, Any] | None, budget: Budget,
+                 decisions: list[Decision]) -> None:
+        # No reference back to the Dataset (it points here): without cycles a dropped pipeline is
         # freed, and its workers stopped, as soon as the last reference goes.
         self.epoch, self.budget = epoch, budget
-        self.decisions = ds._decisions
-        self.chain = ds._chain()
+        self.decisions = decisions
+        self.chain = list(chain)
         self.built: Built = build(self.chain, budget)
         self.top = self.built.top
+        stages = self.top.stages()
+        self.maps = [s for s in stages if isinstance(s, MapStage)]  # what the autotuner sizes
+        self.prefetches = [s for s in stages if isinstance(s, PrefetchStage)]
         self.built.clock.value = epoch
         self.top.reset(None if state is None else state.get("stages"))
         self.items_out = 0
@@ -50,7 +64,7 @@ class PipelineIterator:
         self._superseded = False
         self._next_tune = self.t_start + TUNE_FIRST_S
         self._next_emit = self.t_start + EMIT_INTERVAL_S
-        self._window = (self.t_start, 0.0, [(0, 0.0) for _ in self.built.maps])
+        self._window = (self.t_start, 0.0, [(0, 0.0) for _ in self.maps])
         if not self.decisions:
             self._decide_initial()
 
@@ -90,6 +104,16 @@ class PipelineIterator:
             self._tune(t1)
         return item
 
+    @property
+    def running(self) -> bool:
+        """True until the epoch ends or the iterator is closed."""
+        return not self._finished and not self._closed
+
+    def supersede(self) -> None:
+        """Close this iterator because a newer iter(ds) replaced it; its next() then says so."""
+        self.close()
+        self._superseded = True
+
     def close(self) -> None:
         """Stop background threads and cancel in-flight work (the warm pools stay with the ds)."""
         if self._closed:
@@ -112,15 +136,15 @@ class PipelineIterator:
 
     # --- autotune -------------------------------------------------------------------------------
     def _decide_initial(self) -> None:
-        if not self.built.maps and not self.built.prefetches:
+        if not self.maps and not self.prefetches:
             return
         cfg = self._config()
-        why = (f"start: {cfg['workers']} worker(s) for {len(self.built.maps)} map group(s) within a "
+        why = (f"start: {cfg.workers} worker(s) for {len(self.maps)} map group(s) within a "
                f"CPU budget of {self.budget.cpu:g} cores")
         self._record(cfg, why)
 
     def _tune(self, now: float) -> None:
-        maps, pf = self.built.maps, self.built.prefetches
+        maps, pf = self.maps, self.prefetches
         self._next_tune = now + TUNE_INTERVAL_S
         if not any(m.tuned for m in maps) and not any(p.tuned for p in pf):
             return
@@ -131,9 +155,9 @@ class PipelineIterator:
             samples.append(autotune.MapSample(m.name, m.tuned, max(1, m.workers() or 1), items - items0,
                                               work - work0, m.item_bytes, m.max_workers))
         p = pf[-1] if pf else None
-        stats = autotune.TuneStats(now - t_prev, self.wait_s - wait_prev, tuple(samples),
-                                   bool(p and p.tuned), p.depth if p else 2, p.item_bytes if p else 0)
-        cfg = autotune.pick_config(stats, self.budget)
+        measured = autotune.TuneStats(now - t_prev, self.wait_s - wait_prev, tuple(samples),
+                                      bool(p and p.tuned), p.depth if p else 2, p.item_bytes if p else 0)
+        cfg = autotune.pick_config(measured, self.budget)
         self._window = (now, self.wait_s, [(m.gstats.items[0], sum(m.gstats.time_s)) for m in maps])
         changed = False
         for m, w, cap in zip(maps, cfg.workers, cfg.max_inflight_items or [None] * len(maps), strict=True):
@@ -145,46 +169,35 @@ class PipelineIterator:
             p.depth = cfg.prefetch
             changed = True
         if changed:
-            conf = self._config()
-            conf["workers"] = sum(cfg.workers)
-            conf["prefetch"] = cfg.prefetch if p is not None else 0
+            conf = dataclasses.replace(self._config(), workers=sum(cfg.workers),
+                                       prefetch=cfg.prefetch if p is not None else 0)
             self._record(conf, cfg.why)
         else:
             log.debug("cpuwise.data: autotune: %s", cfg.why)
 
-    def _record(self, config: dict[str, Any], why: str) -> None:
-        t = round(time.time(), 3)
-        self.decisions.append({"t": t, "config": config, "why": why})
+    def _record(self, config: PipelineConfig, why: str) -> None:
+        self.decisions.append(Decision(t=round(time.time(), 3), config=config, why=why))
         if len(self.decisions) > MAX_DECISIONS:  # keep the first (start) and the latest ones
             del self.decisions[1 : len(self.decisions) - MAX_DECISIONS + 1]
-        log.info("cpuwise.data: autotune: %s (config %s)", why, config)
+        log.info("cpuwise.data: autotune: %s (config %s)", why, dataclasses.asdict(config))
 
-    def _config(self) -> dict[str, Any]:
-        maps, pf = self.built.maps, self.built.prefetches
-        from cpuwise.data.specs import initial_workers
-
-        groups = _groups(self.chain)
-        workers = sum(m.workers() for m in maps) if any(m.pool for m in maps) else \
-            sum(initial_workers(groups, self.budget.cpu))
-        backend = "inline"
-        if maps:
-            first = next(s for s in self.chain if isinstance(s, MapSpec))
-            backend = maps[0].pool.backend if maps[0].pool is not None else (
-                "process" if first.backend == "auto" else first.backend)
-        return {"workers": int(workers), "backend": backend, "prefetch": pf[-1].depth if pf else 0,
-                **self.budget.to_dict()}
+    def _config(self) -> PipelineConfig:
+        maps, pf = self.maps, self.prefetches
+        started = any(m.pool is not None for m in maps)
+        workers = sum(m.workers() if started else m.start_workers for m in maps)
+        return stats.config(self.budget, workers, maps[0].backend if maps else "inline",
+                            pf[-1].depth if pf else 0)
 
     # --- stats ----------------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def pipeline_stats(self) -> PipelineStats:
+        """Per-stage time, wait ratios, the config and the autotune decisions, so far this epoch."""
         wall = time.perf_counter() - self.t_start
-        return {"pipeline": " -> ".join(fingerprint(self.chain)), "epoch": self.epoch,
-                "items_out": self.items_out,
-                "consumer_wait_ratio": round(min(1.0, self.wait_s / wall), 4) if wall > 0 else 0.0,
-                "config": self._config(), "stages": stage_entries(self.top, wall),
-                "decisions": list(self.decisions)}
+        return PipelineStats(pipeline=" -> ".join(fingerprint(self.chain)), epoch=self.epoch,
+                             items_out=self.items_out,
+                             consumer_wait_ratio=stats.wait_ratio(self.wait_s, wall),
+                             config=self._config(), stages=stats.stage_entries(self.top, wall),
+                             decisions=list(self.decisions))
 
-
-def _groups(chain: list[Any]) -> list[Any]:
-    from cpuwise.data.specs import group_maps
-
-    return [g for g in group_maps(chain) if isinstance(g, list)]
+    def stats(self) -> dict[str, Any]:
+        """`pipeline_stats()` as plain data (what `ds.stats()` returns and the doctor receives)."""
+        return self.pipeline_stats().to_dict()

@@ -1,4 +1,4 @@
-"""Tabular sources: a CSV file read into numpy columns, indexable per row so shuffling is global.
+"""from_csv: a CSV file read into numpy columns, indexable per row so shuffling is global.
 
 The file is parsed once (pyarrow's multi-threaded CSV reader when installed, pandas otherwise) into one
 numpy array per column. Rows are built on access, so a pipeline holds a few large arrays rather than
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import available, require
+from cpuwise.data.dataset import Dataset
+from cpuwise.data.stages.source import SourceSpec
 from cpuwise.errors import ConfigError
 
 
@@ -110,7 +112,7 @@ def _read_pyarrow(path: str, chunksize: int | None) -> dict[str, np.ndarray]:
 
 
 def _arrow_to_numpy(col: Any) -> np.ndarray:
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: the tabular extra, needed only when pyarrow reads the file
 
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return np.asarray(col.to_pylist(), dtype=object).astype(str)
@@ -208,16 +210,13 @@ def from_csv(
     as_dict: bool = False,
     dtype: Any = np.float32,
     engine: str = "auto",
-) -> Any:
+) -> Dataset:
     """A cpuwise Dataset over the rows of a CSV file (see the module docstring for the sample shape).
 
     Example:
         ds = cd.from_csv("train.csv", label="species").shuffle(seed=0).batch(64)
         for x, y in ds: ...            # x: (64, F) float32, y: (64,) int64
     """
-    from cpuwise.data.dataset import Dataset
-    from cpuwise.data.specs import SourceSpec
-
     table = load_csv_table(path, columns, label, chunksize=chunksize, as_dict=as_dict, dtype=dtype,
                            engine=engine)
     # ds.classes (like from_folder) when the label column holds class names

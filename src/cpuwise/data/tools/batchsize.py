@@ -16,13 +16,18 @@ The deciding parts (`next_probe`, `fit_memory`, `max_from_fit`, `choose_best`) a
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psutil
+
 from cpuwise._optional import require
+from cpuwise.data._tree import leaves, map_leaves
 from cpuwise.errors import ConfigError
+from cpuwise.host import usable_memory
 
 
 @dataclass(frozen=True)
@@ -125,11 +130,8 @@ class _Step:
         self.example = self._map(example, lambda t: t.to(device))
 
     def _map(self, tree: Any, fn: Callable[[Any], Any]) -> Any:
-        if isinstance(tree, tuple | list):
-            return type(tree)(self._map(t, fn) for t in tree)
-        if isinstance(tree, dict):
-            return {k: self._map(v, fn) for k, v in tree.items()}
-        return fn(tree) if isinstance(tree, self.torch.Tensor) else tree
+        """`fn` applied to every tensor of `tree`."""
+        return map_leaves(lambda t: fn(t) if isinstance(t, self.torch.Tensor) else t, tree)
 
     def batch(self, b: int) -> Any:
         return self._map(self.example, lambda t: t.unsqueeze(0).expand(b, *t.shape).contiguous())
@@ -141,7 +143,7 @@ class _Step:
             with self.torch.inference_mode():
                 return self.model(*args)
         out = self.model(*args)
-        loss = self.loss_fn(out) if self.loss_fn is not None else _first_tensor(out).float().mean()
+        loss = self.loss_fn(out) if self.loss_fn is not None else next(leaves(out)).float().mean()
         loss.backward()
         if self.optimizer is not None:
             self.optimizer.step()
@@ -149,14 +151,6 @@ class _Step:
         else:
             self.model.zero_grad(set_to_none=True)
         return out
-
-
-def _first_tensor(out: Any) -> Any:
-    if isinstance(out, tuple | list):
-        return _first_tensor(out[0])
-    if isinstance(out, dict):
-        return _first_tensor(next(iter(out.values())))
-    return out
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -210,18 +204,11 @@ def _cpu_bytes(step: _Step, b: int) -> int:
 
 
 def _leaves(tree: Any, torch: Any) -> list[Any]:
-    if isinstance(tree, tuple | list):
-        return [x for t in tree for x in _leaves(t, torch)]
-    if isinstance(tree, dict):
-        return [x for t in tree.values() for x in _leaves(t, torch)]
-    return [tree] if isinstance(tree, torch.Tensor) else []
+    """The tensors of `tree`."""
+    return [x for x in leaves(tree) if isinstance(x, torch.Tensor)]
 
 
 def _cpu_budget(headroom: float) -> int:
-    import psutil
-
-    from cpuwise.host import usable_memory
-
     rss = psutil.Process().memory_info().rss
     can_use = min(usable_memory(), rss + psutil.virtual_memory().available)
     return max(0, int(can_use * (1.0 - headroom)) - rss)
@@ -340,8 +327,6 @@ def _model_device(model: Any, torch: Any) -> Any:
 
 
 def _snapshot(model: Any, optimizer: Any) -> tuple[Any, Any]:
-    import copy
-
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return state, (copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None)
 

@@ -13,9 +13,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from cpuwise.data.stage import Stage
+from cpuwise._schema import StageEntry
+from cpuwise.data._tree import nbytes
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream, stage_entry
 
 log = logging.getLogger("cpuwise.data")
 
@@ -23,8 +26,24 @@ _END = object()
 _ERR = object()
 
 
+@dataclass(frozen=True, eq=False)
+class PrefetchSpec(Spec):
+    depth: int | None  # None: autotuned (RAM-capped)
+    cpu_budget: float | None  # the pipeline's budget from here on (Dataset.prefetch records it)
+    kind: ClassVar[str] = "prefetch"
+
+    def describe(self) -> str:
+        return "prefetch"
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        return PrefetchStage(require_upstream(upstream, self), self.depth)
+
+
 class PrefetchStage(Stage):
+    """A background thread keeping up to `depth` items (and the state after each) ready."""
+
     kind = "prefetch"
+    runs_ahead = True
 
     def __init__(self, upstream: Stage, depth: int | None) -> None:
         super().__init__(f"prefetch({'auto' if depth is None else depth})", upstream)
@@ -119,9 +138,7 @@ class PrefetchStage(Stage):
             self._thread = None
             raise item
         if self.item_bytes == 0:
-            from cpuwise.data.map import _nbytes
-
-            self.item_bytes = _nbytes(item)
+            self.item_bytes = nbytes(item)
         return item
 
     def get_state(self) -> dict[str, Any]:
@@ -130,3 +147,8 @@ class PrefetchStage(Stage):
     def close(self) -> None:
         self._halt()
         super().close()
+
+    def stats_entries(self, wall: float) -> list[StageEntry]:
+        """Its time is the consumer's wait on the buffer (the thread's work is upstream's)."""
+        return [stage_entry(self.name, self.kind, self.stats.items, self.wait_s, wall, self.wait_s, None,
+                            self.stats)]

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.stage import Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
 from cpuwise.errors import PipelineError
+
+
+@dataclass(frozen=True, eq=False)
+class BatchSpec(Spec):
+    size: int
+    drop_last: bool
+    collate: Callable[[list[Any]], Any] | None  # None: `collate` below
+    kind: ClassVar[str] = "batch"
+
+    def describe(self) -> str:
+        return f"batch({self.size}{', drop_last' if self.drop_last else ''})"
+
+    def length(self, upstream: int | None) -> int | None:
+        if upstream is None:
+            return None
+        return upstream // self.size if self.drop_last else -(-upstream // self.size)
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        return BatchStage(require_upstream(upstream, self), self.size, self.drop_last, self.collate)
 
 
 def collate(samples: list[Any]) -> Any:
@@ -40,6 +61,8 @@ def collate(samples: list[Any]) -> Any:
 
 
 class BatchStage(Stage):
+    """Groups `size` samples; a batch cut short by an upstream error is finished on the next call."""
+
     PARTIAL_KEY = "partial"
     kind = "batch"
 
@@ -72,8 +95,6 @@ class BatchStage(Stage):
                 raise
         if not items or (self.drop_last and len(items) < self.size):
             raise StopIteration
-        import time
-
         t0 = time.perf_counter()
         out = self.collate_fn(items)
         self.stats.work_time_s += time.perf_counter() - t0

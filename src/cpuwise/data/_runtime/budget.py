@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cpuwise.errors import ConfigError
+from cpuwise.host import usable_cores, usable_memory
 
 RAM_FRACTION = 0.25  # default share of usable memory for buffered samples (prefetch + in flight)
 ON_ERROR = ("raise", "skip")
@@ -23,8 +24,6 @@ class Budget:
 
 def resolve(cpu_budget: float | None = None, ram_budget_bytes: int | None = None) -> Budget:
     """Defaults: every usable core (cgroup-aware) and RAM_FRACTION of usable memory."""
-    from cpuwise.host import usable_cores, usable_memory
-
     cores = usable_cores()
     if cpu_budget is None:
         cpu = float(cores)
@@ -42,8 +41,7 @@ def resolve(cpu_budget: float | None = None, ram_budget_bytes: int | None = None
 
 
 def check_cpu_budget(cpu_budget: Any, cores: int | None = None) -> None:
-    from cpuwise.host import usable_cores
-
+    """Raise ConfigError unless `cpu_budget` is a number of cores in (0, usable cores]."""
     cores = usable_cores() if cores is None else cores
     is_number = isinstance(cpu_budget, (int, float)) and not isinstance(cpu_budget, bool)
     if not is_number or not 0 < cpu_budget <= cores:

@@ -14,15 +14,34 @@ import mmap
 import os
 import pickle
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from cpuwise.data.stage import Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
 
 _ALIGN = 64
 
 
+@dataclass(frozen=True, eq=False)
+class CacheSpec(Spec):
+    path: str | None  # None: in memory
+    kind: ClassVar[str] = "cache"
+
+    def describe(self) -> str:
+        return f"cache({self.path or 'memory'})"
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        shared = ctx.shared()  # the record outlives iterators: later epochs and derived Datasets serve it
+        if shared.store is None:
+            upstream_fp = "|".join(s.describe() for s in ctx.upstream_specs())
+            shared.store = MemoryStore() if self.path is None else DiskStore(self.path, upstream_fp)
+        return CacheStage(require_upstream(upstream, self), shared.store, self.describe())
+
+
 class MemoryStore:
+    """The record of one pass, in memory."""
+
     def __init__(self) -> None:
         self.items: list[Any] = []
         self.complete = False
@@ -155,6 +174,8 @@ class DiskStore:
 
 
 class CacheStage(Stage):
+    """Fills the store on the first full pass (mode "fill"), then serves it (mode "serve")."""
+
     MODE_KEY = "mode"
     POS_KEY = "pos"
     kind = "cache"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cpuwise.data.budget import Budget
+from cpuwise.data._runtime.budget import Budget
 
 WAIT_GROW = 0.05
 WAIT_SHRINK = 0.01

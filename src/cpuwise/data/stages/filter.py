@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from cpuwise.data._naming import fn_name, sample_name
-from cpuwise.data.stage import Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
 from cpuwise.errors import SampleError
+
+
+@dataclass(frozen=True, eq=False)
+class FilterSpec(Spec):
+    pred: Callable[[Any], bool]
+    on_error: str  # "raise" | "skip"
+    kind: ClassVar[str] = "filter"
+
+    def describe(self) -> str:
+        return f"filter({fn_name(self.pred)})"
+
+    def length(self, upstream: int | None) -> int | None:
+        return None  # how many pass is known only after the epoch
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        return FilterStage(require_upstream(upstream, self), self.pred, self.on_error)
 
 
 class FilterStage(Stage):

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from cpuwise.data.stage import Stage
+from cpuwise.data.stages._base import BuildContext, EpochClock, Spec, Stage, require_upstream
 
 
-class EpochClock:
-    """The epoch a stage sees. The pipeline owns the root clock; each repeat() adds a pass counter,
-    so stages above a repeat reshuffle and redraw random transforms on every pass."""
+@dataclass(frozen=True, eq=False)
+class RepeatSpec(Spec):
+    n: int | None  # passes; None: forever
+    kind: ClassVar[str] = "repeat"
 
-    PASS_SPAN = 1 << 20  # passes per outer epoch when repeat(None) runs forever
+    def describe(self) -> str:
+        return f"repeat({'' if self.n is None else self.n})"
 
-    def __init__(self, parent: EpochClock | None = None, n: int | None = None) -> None:
-        self.parent, self.n = parent, n
-        self.value = 0  # the root's epoch, or this repeat's pass
+    def length(self, upstream: int | None) -> int | None:
+        return None if self.n is None or upstream is None else upstream * self.n
 
-    def __call__(self) -> int:
-        if self.parent is None:
-            return self.value
-        return self.parent() * (self.n or self.PASS_SPAN) + self.value
+    def epoch_clock(self, downstream: EpochClock) -> EpochClock:
+        # stages below a repeat() see the pass-extended epoch, so every pass reshuffles
+        return EpochClock(downstream, self.n)
+
+    def build(self, upstream: Stage | None, ctx: BuildContext) -> Stage:
+        return RepeatStage(require_upstream(upstream, self), self.n, ctx.epoch)
 
 
 class RepeatStage(Stage):
+    """Runs its upstream `n` times, bumping the pass of the clock its upstream sees."""
+
     PASS_KEY = "pass"
     kind = "repeat"
 
