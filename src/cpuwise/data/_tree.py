@@ -1,8 +1,9 @@
 """Nested samples and batches: tuples, lists and dicts of leaves (arrays, tensors, numbers, paths).
 
 One walker for every place that applies a function to, or reads, each leaf of a sample or batch
-(the adapters' conversions, the byte estimate the autotuner uses). A namedtuple keeps its type;
-other tuples, lists and dicts are rebuilt as plain ones.
+(the adapters' conversions, the byte estimate the autotuner uses). Containers are rebuilt as plain
+tuples, lists and dicts: a namedtuple of a user's script becomes a tuple, which a worker process can
+always send back (its class may not be importable there).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ def map_leaves(fn: Callable[[Any], Any], tree: Any) -> Any:
     Example: map_leaves(torch.from_numpy, (images, {"label": labels}))
     """
     if isinstance(tree, tuple):
-        out = [map_leaves(fn, t) for t in tree]
-        return type(tree)(*out) if hasattr(tree, "_fields") else tuple(out)
+        return tuple(map_leaves(fn, t) for t in tree)
     if isinstance(tree, list):
         return [map_leaves(fn, t) for t in tree]
     if isinstance(tree, dict):
