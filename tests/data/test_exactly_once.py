@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from contract import plain
 from engine_fns import Jitter, arange16, square, to_array
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cpuwise.data as cd
+from cpuwise.testing.stages import plain
 
 SETTINGS = settings(max_examples=25, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

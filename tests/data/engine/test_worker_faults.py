@@ -20,7 +20,7 @@ import cpuwise.data as cd
 from cpuwise.data._engine import shm
 from cpuwise.errors import SampleError, WorkerError
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]  # tests/data: where engine_fns lives
 
 
 def mine() -> list[str]:
@@ -203,3 +203,16 @@ def test_worker_pids_are_distinct_processes() -> None:
         pids = {pid for _, pid in ds}
         assert os.getpid() not in pids and pids <= set(ds.worker_pids())
         assert np.all(np.diff([x for x, _ in ds]) == 1)
+
+
+def sigkill_some(x: int) -> int:
+    if x in (20, 90, 160):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_skip_survives_several_crashing_samples() -> None:
+    ds = cd.from_sequence(list(range(200))).map(sigkill_some, workers=2, backend="process",
+                                                 on_error="skip")
+    assert list(ds) == [i for i in range(200) if i not in (20, 90, 160)]
+    ds.close()

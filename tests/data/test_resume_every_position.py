@@ -1,13 +1,13 @@
-"""Resume from every position: exactly the undelivered samples, in order (contract.py)."""
+"""Resume from every position: exactly the undelivered samples, in order (testing.stages.check_resume)."""
 
 from __future__ import annotations
 
 import pytest
-from contract import check_resume, plain
 from engine_fns import Jitter, arange16, fail_on_7s, to_array
 
 import cpuwise.data as cd
 from cpuwise.errors import StateError
+from cpuwise.testing.stages import check_resume, plain
 
 
 def test_resume_every_position_sequential_stages() -> None:
