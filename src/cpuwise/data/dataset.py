@@ -43,6 +43,7 @@ from cpuwise.data.stages.prefetch import PrefetchSpec
 from cpuwise.data.stages.repeat import RepeatSpec
 from cpuwise.data.stages.shuffle import ShuffleSpec
 from cpuwise.data.stages.source import SourceSpec
+from cpuwise.data.stages.take import TakeSpec
 from cpuwise.errors import ConfigError, StateError
 
 
@@ -131,6 +132,11 @@ class Dataset:
         if n is not None:
             check_positive_int("repeat n", n, "pass repeat() for forever or a count >= 1")
         return self._then(RepeatSpec(n))
+
+    def take(self, n: int) -> Dataset:
+        """The first `n` items of each epoch (a quick run: `ds.take(100)`)."""
+        check_positive_int("take n", n, "pass take(100) or another count >= 1")
+        return self._then(TakeSpec(n))
 
     def with_budget(self, cpu_budget: float | None = None, ram_budget_bytes: int | None = None) -> Dataset:
         """The same pipeline limited to `cpu_budget` cores and `ram_budget_bytes` of buffers."""

@@ -51,6 +51,7 @@ CASES: dict[str, list[Callable[[Path], cd.Dataset]]] = {
         lambda tmp: numbers(12).map(arange16, backend="inline").cache(str(tmp / "cache")).batch(5),
     ],
     "repeat": [lambda tmp: numbers(5).shuffle(seed=1).repeat(3)],
+    "take": [lambda tmp: numbers(30).shuffle(seed=4).map(square, workers=2, backend="thread").take(11)],
 }
 
 
