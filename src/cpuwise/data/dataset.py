@@ -154,7 +154,7 @@ class Dataset:
             ds = ds._parent
         return out[::-1]
 
-    _chain = specs  # the name the engine tests know it by
+    _chain = specs  # the older name, which tests still read
 
     def budget(self) -> Budget:
         """The CPU cores and RAM bytes this pipeline may use."""

@@ -15,11 +15,10 @@ BACKENDS = ("auto", "process", "thread", "inline")
 
 @dataclass(frozen=True)
 class Budget:
+    """The cores and the bytes of buffered samples (prefetch + in flight) a pipeline may use."""
+
     cpu: float
     ram_bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpu_budget": self.cpu, "ram_budget_bytes": self.ram_bytes}
 
 
 def resolve(cpu_budget: float | None = None, ram_budget_bytes: int | None = None) -> Budget:
@@ -53,12 +52,14 @@ def check_cpu_budget(cpu_budget: Any, cores: int | None = None) -> None:
 
 
 def check_positive_int(name: str, value: Any, fix: str) -> int:
+    """`value` when it is an int >= 1 (not a bool), else ConfigError naming `name` and the `fix`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}: expected an int >= 1, found {value!r}. Fix: {fix}")
     return value
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """`value` when it is one of `choices`, else ConfigError listing them."""
     if value not in choices:
         raise ConfigError(f"{name}: expected one of {', '.join(map(repr, choices))}, found {value!r}. "
                           f"Fix: pass {name}={choices[0]!r} (the default) or another listed value.")

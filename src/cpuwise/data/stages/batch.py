@@ -15,6 +15,8 @@ from cpuwise.errors import PipelineError
 
 @dataclass(frozen=True, eq=False)
 class BatchSpec(Spec):
+    """batch(size, drop_last, collate)."""
+
     size: int
     drop_last: bool
     collate: Callable[[list[Any]], Any] | None  # None: `collate` below

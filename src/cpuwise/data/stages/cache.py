@@ -25,6 +25,8 @@ _ALIGN = 64
 
 @dataclass(frozen=True, eq=False)
 class CacheSpec(Spec):
+    """cache(path): the record lives with the runtime (ctx.shared()), never on the spec."""
+
     path: str | None  # None: in memory
     kind: ClassVar[str] = "cache"
 
@@ -68,7 +70,8 @@ class MemoryStore:
 
 
 class DiskStore:
-    """data.bin (raw array bytes) + meta.bin (length-prefixed pickles with buffer offsets)."""
+    """The record of one pass on disk: data.bin (raw array bytes) + meta.bin (length-prefixed
+    pickles with buffer offsets)."""
 
     def __init__(self, path: str | os.PathLike[str], fingerprint: str) -> None:
         self.dir = Path(path)

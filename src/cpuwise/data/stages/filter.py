@@ -14,6 +14,8 @@ from cpuwise.errors import SampleError
 
 @dataclass(frozen=True, eq=False)
 class FilterSpec(Spec):
+    """filter(pred, on_error)."""
+
     pred: Callable[[Any], bool]
     on_error: str  # "raise" | "skip"
     kind: ClassVar[str] = "filter"
@@ -29,6 +31,8 @@ class FilterSpec(Spec):
 
 
 class FilterStage(Stage):
+    """Pulls until `pred` accepts an item; a failing predicate raises or skips (on_error)."""
+
     kind = "filter"
 
     def __init__(self, upstream: Stage, pred: Callable[[Any], bool], on_error: str) -> None:

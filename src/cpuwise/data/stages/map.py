@@ -48,6 +48,8 @@ TASKS_PER_WORKER = 2  # one running, one queued: a worker never waits for the pa
 
 @dataclass(frozen=True, eq=False)
 class MapSpec(Spec):
+    """map(fn, ...): one map() call; consecutive calls fuse into one stage (see fuses_into)."""
+
     fn: Any
     on_error: str  # "raise" | "skip"
     workers: int | str  # a pinned count, or "auto"

@@ -28,6 +28,8 @@ _ERR = object()
 
 @dataclass(frozen=True, eq=False)
 class PrefetchSpec(Spec):
+    """prefetch(depth, cpu_budget)."""
+
     depth: int | None  # None: autotuned (RAM-capped)
     cpu_budget: float | None  # the pipeline's budget from here on (Dataset.prefetch records it)
     kind: ClassVar[str] = "prefetch"

@@ -10,6 +10,8 @@ from cpuwise.data.stages._base import BuildContext, EpochClock, Spec, Stage, req
 
 @dataclass(frozen=True, eq=False)
 class RepeatSpec(Spec):
+    """repeat(n): n passes (None: forever), each a new epoch for the stages upstream."""
+
     n: int | None  # passes; None: forever
     kind: ClassVar[str] = "repeat"
 

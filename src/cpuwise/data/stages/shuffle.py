@@ -14,6 +14,8 @@ from cpuwise.data.stages.source import IndexSource
 
 @dataclass(frozen=True, eq=False)
 class ShuffleSpec(Spec):
+    """shuffle(seed, buffer_size): global when the source can be permuted, a window otherwise."""
+
     seed: int
     buffer_size: int
     kind: ClassVar[str] = "shuffle"

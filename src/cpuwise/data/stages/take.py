@@ -10,6 +10,8 @@ from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstrea
 
 @dataclass(frozen=True, eq=False)
 class TakeSpec(Spec):
+    """take(n): the first n items of each epoch."""
+
     n: int
     kind: ClassVar[str] = "take"
 
