@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,6 +97,16 @@ def test_drop_last_and_custom_collate_get_tensors() -> None:
     out = list(loader)
     assert len(loader) == len(out) == 2 and out[1][1] == [4, 5, 6, 7]
     assert set(seen) == {torch.Tensor}
+
+
+def test_a_namedtuple_batch_from_a_custom_collate_moves_to_the_device() -> None:
+    Pair = namedtuple("Pair", ["x", "y"])  # before the shared tree walker, moving it raised TypeError
+
+    def collate(samples):  # type: ignore[no-untyped-def]
+        return Pair(torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples]))
+
+    loader = DataLoader(Squares(6), batch_size=3, collate_fn=collate, num_workers=0, device="cpu")
+    assert [b[1].tolist() for b in loader] == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_resume_mid_epoch_yields_exactly_the_rest() -> None:

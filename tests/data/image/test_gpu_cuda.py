@@ -9,9 +9,9 @@ import pytest
 
 import cpuwise.data.image as ci
 from conftest import jpeg_bytes, make_image, psnr
-from cpuwise.data.batch import collate
 from cpuwise.data.image import gpu, ops
 from cpuwise.data.image.loader import GpuLoader
+from cpuwise.data.stages.batch import collate
 from cpuwise.data.transform import sample_rng
 from cpuwise.errors import SampleError
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cpuwise.data._tree import map_leaves
 from cpuwise.errors import ConfigError
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -27,7 +28,7 @@ def is_image(arr: np.ndarray) -> bool:
 
 @dataclass
 class Converter:
-    """Turns one numpy batch into tensors on `device`. Built by `make_converter`."""
+    """Turns one numpy batch into tensors on `device`. Built by `to_torch`."""
 
     device: Any  # torch.device
     scale: Any | None  # (1, C, 1, 1) tensor on device: 1 / (255 * std), or 1/255, or None
@@ -38,20 +39,18 @@ class Converter:
     non_blocking: bool
 
     def __call__(self, batch: Any) -> Any:
-        if isinstance(batch, np.ndarray):
-            return self.array(batch)
-        if isinstance(batch, tuple):
-            return tuple(self(b) for b in batch)
-        if isinstance(batch, list):
-            return [self(b) for b in batch]
-        if isinstance(batch, dict):
-            return {k: self(v) for k, v in batch.items()}
-        if isinstance(batch, np.generic):
-            return self.array(np.asarray(batch))
-        return batch
+        return map_leaves(self.leaf, batch)
+
+    def leaf(self, x: Any) -> Any:
+        """Arrays and numpy scalars become tensors; anything else passes through."""
+        if isinstance(x, np.ndarray):
+            return self.array(x)
+        if isinstance(x, np.generic):
+            return self.array(np.asarray(x))
+        return x
 
     def array(self, arr: np.ndarray) -> Any:
-        import torch
+        import torch  # lazy: the torch extra; this module loads with the DataLoader drop-in
 
         if arr.dtype.kind not in "biufc":
             return arr  # strings, objects: nothing a tensor can hold
@@ -66,7 +65,7 @@ class Converter:
         return t
 
     def image(self, t: Any) -> Any:
-        import torch
+        import torch  # lazy: the torch extra (see array)
 
         if self.scale is not None and self.scale.shape[1] not in (1, t.shape[-1]):
             raise ConfigError(
@@ -91,7 +90,7 @@ class Converter:
 def host_tensor(arr: np.ndarray, pin: bool) -> Any:
     """A CPU tensor holding `arr`: zero-copy where torch allows it, else one copy (into pinned memory
     when `pin`, so the device copy can be asynchronous)."""
-    import torch
+    import torch  # lazy: the torch extra (see Converter.array)
 
     if pin:
         t = torch.empty(arr.shape, dtype=torch.from_numpy(np.empty(0, arr.dtype)).dtype, pin_memory=True)
@@ -123,37 +122,3 @@ def normalize_constants(normalize: Any, channels: int | None = None) -> tuple[np
     if max(mean.max(), std.max()) > 1.0:  # given in pixel units (e.g. 123.675, 58.395)
         mean, std = mean / 255.0, std / 255.0
     return mean, std
-
-
-def make_converter(
-    device: Any = None,
-    normalize: Any = None,
-    channels_last: bool = False,
-    dtype: Any = None,
-    pin_memory: bool | str = "auto",
-    non_blocking: bool = True,
-) -> Converter:
-    """Resolve the user's options into a Converter (constants placed on the device once)."""
-    import torch
-
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"to_torch: expected a CUDA device for device={device!r}, found none (torch "
-            f"{torch.__version__}, torch.cuda.is_available() is False); fix: device=None for the CPU, "
-            "or install a CUDA build of torch."
-        )
-    if pin_memory not in (True, False, "auto"):
-        raise ConfigError(f"pin_memory must be True, False or 'auto', got {pin_memory!r}.")
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise ConfigError(f"dtype must be a torch.dtype such as torch.float32 or None, got {dtype!r}.")
-    # Pinned memory only helps copies to a CUDA device; without CUDA torch cannot pin at all.
-    pin = bool(pin_memory) and dev.type == "cuda" and torch.cuda.is_available()
-    scale = shift = None
-    if normalize is not None:
-        mean, std = normalize_constants(normalize)
-        scale = torch.tensor(1.0 / (255.0 * std), dtype=torch.float32).view(1, -1, 1, 1).to(dev)
-        shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, -1, 1, 1).to(dev)
-    elif dtype is not None and dtype.is_floating_point:
-        scale = torch.full((1, 1, 1, 1), 1.0 / 255.0).to(dev)  # ToTensor's 0..1 range
-    return Converter(dev, scale, shift, dtype, channels_last, pin, non_blocking and dev.type != "cpu")

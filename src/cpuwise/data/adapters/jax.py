@@ -17,7 +17,7 @@ import numpy as np
 
 from cpuwise._optional import require
 from cpuwise.data.adapters._base import Wrapped
-from cpuwise.data.adapters._report import active_channel, emit_stats, timed
+from cpuwise.data.adapters._report import reported
 
 __all__ = ["JaxBatches", "NumpyBatches", "to_jax", "to_numpy"]
 
@@ -26,9 +26,7 @@ class NumpyBatches(Wrapped):
     """The dataset's batches as they are (numpy), with len/state passthrough and doctor reporting."""
 
     def __iter__(self) -> Iterator[Any]:
-        channel = active_channel(self.dataset)
-        yield from timed(iter(self.dataset), channel)
-        emit_stats(self.dataset, channel)
+        return reported(self.dataset, self.dataset)
 
 
 class JaxBatches(Wrapped):
@@ -46,9 +44,7 @@ class JaxBatches(Wrapped):
             return jax.tree_util.tree_map(
                 lambda a: jax.device_put(a, target) if isinstance(a, np.ndarray | np.generic) else a, batch)
 
-        channel = active_channel(self.dataset)
-        yield from timed(self._ahead(place), channel)
-        emit_stats(self.dataset, channel)
+        yield from reported(self.dataset, self._ahead(place))
 
 
 def _resolve(jax: Any, device: Any) -> Any:

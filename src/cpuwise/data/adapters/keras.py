@@ -18,8 +18,9 @@ import threading
 import time
 from typing import Any
 
+from cpuwise import _channel
 from cpuwise._optional import available, require
-from cpuwise.data.adapters._report import active_channel, emit_stats
+from cpuwise.data.adapters._report import emit_stats, reports_itself
 from cpuwise.errors import ConfigError
 
 _CLASS: Any = None
@@ -61,7 +62,7 @@ def _make_class() -> Any:
             self._it: Any = None
             self._served = 0
             self._lock = threading.Lock()  # Keras threads (workers > 1) may call __getitem__ at once
-            self._channel = active_channel(ds)
+            self._report = not reports_itself(ds)  # a cpuwise Dataset reports its own deliveries
 
         @property
         def num_batches(self) -> int | None:
@@ -90,13 +91,13 @@ def _make_class() -> Any:
                     self._start(self.epoch + 1)
                     batch = next(self._it)
                 self._served += 1
-                if self._channel is not None:
-                    self._channel.note_next(t0, time.perf_counter(), stream=id(self))
+                if self._report and _channel.ACTIVE:  # one getitem, not a loop: timed by hand
+                    _channel.note_next(t0, time.perf_counter(), stream=id(self))
                 return _batch(batch)
 
         def _start(self, epoch: int) -> None:
             if self._it is not None:
-                emit_stats(self.dataset, self._channel)
+                emit_stats(self.dataset)
             self.epoch = epoch
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)
@@ -107,7 +108,7 @@ def _make_class() -> Any:
             """Keras ends an epoch: the next batch starts the next epoch (a new shuffle order)."""
             with self._lock:
                 if self._it is not None:
-                    emit_stats(self.dataset, self._channel)
+                    emit_stats(self.dataset)
                     self._it = None
                     self.epoch += 1
 

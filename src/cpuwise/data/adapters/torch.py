@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from cpuwise._optional import require
+from cpuwise.data._tree import leaves
 from cpuwise.data.adapters._base import Wrapped
-from cpuwise.data.adapters._report import active_channel, emit_stats, timed
-from cpuwise.data.adapters._torch_convert import Converter, make_converter
+from cpuwise.data.adapters._report import reported
+from cpuwise.data.adapters._torch_convert import Converter, normalize_constants
 from cpuwise.data.adapters.torch_loader import DataLoader
+from cpuwise.errors import ConfigError
 
 __all__ = ["DataLoader", "TorchBatches", "to_torch"]
 
@@ -32,13 +34,11 @@ class TorchBatches(Wrapped):
         self.converter = converter
 
     def __iter__(self) -> Iterator[Any]:
-        channel = active_channel(self.dataset)
         if self.converter.device.type == "cuda":
             inner = self._iter_cuda()
         else:
             inner = (self.converter(b) for b in self.dataset)
-        yield from timed(inner, channel)
-        emit_stats(self.dataset, channel)
+        yield from reported(self.dataset, inner)
 
     def _iter_cuda(self) -> Iterator[Any]:
         torch = require("torch", extra="torch")
@@ -59,14 +59,9 @@ class TorchBatches(Wrapped):
 
 def _record_stream(tree: Any, stream: Any) -> None:
     """Tell the caching allocator the consumer stream uses these tensors (allocated on the side stream)."""
-    if isinstance(tree, tuple | list):
-        for t in tree:
-            _record_stream(t, stream)
-    elif isinstance(tree, dict):
-        for t in tree.values():
-            _record_stream(t, stream)
-    elif hasattr(tree, "record_stream") and getattr(tree, "is_cuda", False):
-        tree.record_stream(stream)
+    for t in leaves(tree):
+        if hasattr(t, "record_stream") and getattr(t, "is_cuda", False):
+            t.record_stream(stream)
 
 
 def to_torch(
@@ -92,6 +87,27 @@ def to_torch(
         pin_memory: "auto" pins on CUDA devices; pinned memory makes non_blocking copies asynchronous.
         non_blocking: asynchronous host-to-device copies.
     """
-    require("torch", extra="torch", purpose="the torch adapter")
-    conv = make_converter(device, normalize, channels_last, dtype, pin_memory, non_blocking)
+    torch = require("torch", extra="torch", purpose="the torch adapter")
+    # the options are resolved once: the normalisation constants are placed on the device here
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"to_torch: expected a CUDA device for device={device!r}, found none (torch "
+            f"{torch.__version__}, torch.cuda.is_available() is False); fix: device=None for the CPU, "
+            "or install a CUDA build of torch."
+        )
+    if pin_memory not in (True, False, "auto"):
+        raise ConfigError(f"pin_memory must be True, False or 'auto', got {pin_memory!r}.")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise ConfigError(f"dtype must be a torch.dtype such as torch.float32 or None, got {dtype!r}.")
+    # Pinned memory only helps copies to a CUDA device; without CUDA torch cannot pin at all.
+    pin = bool(pin_memory) and dev.type == "cuda" and torch.cuda.is_available()
+    scale = shift = None
+    if normalize is not None:
+        mean, std = normalize_constants(normalize)
+        scale = torch.tensor(1.0 / (255.0 * std), dtype=torch.float32).view(1, -1, 1, 1).to(dev)
+        shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, -1, 1, 1).to(dev)
+    elif dtype is not None and dtype.is_floating_point:
+        scale = torch.full((1, 1, 1, 1), 1.0 / 255.0).to(dev)  # ToTensor's 0..1 range
+    conv = Converter(dev, scale, shift, dtype, channels_last, pin, non_blocking and dev.type != "cpu")
     return TorchBatches(ds, conv)

@@ -25,6 +25,9 @@ from typing import Any, cast
 import numpy as np
 
 from cpuwise._optional import require
+from cpuwise.data._tree import map_leaves
+from cpuwise.data.adapters._torch_convert import host_tensor
+from cpuwise.data.formats.sequence import from_sequence
 from cpuwise.errors import ConfigError
 
 
@@ -35,33 +38,21 @@ class _Fetch:
         self.dataset = dataset
 
     def __call__(self, index: Any) -> Any:
-        return _to_numpy(self.dataset[int(index)])
+        return map_leaves(_to_numpy, self.dataset[int(index)])
 
 
-def _to_numpy(tree: Any) -> Any:
-    if isinstance(tree, tuple):
-        return tuple(_to_numpy(t) for t in tree)
-    if isinstance(tree, list):
-        return [_to_numpy(t) for t in tree]
-    if isinstance(tree, dict):
-        return {k: _to_numpy(v) for k, v in tree.items()}
-    if type(tree).__module__.startswith("torch") and hasattr(tree, "numpy"):
-        return tree.detach().cpu().numpy()
-    return tree
+def _to_numpy(x: Any) -> Any:
+    """A torch tensor as a numpy array (it crosses from a worker without a pickle); else `x`."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "numpy"):
+        return x.detach().cpu().numpy()
+    return x
 
 
-def _to_tensors(tree: Any) -> Any:
-    from cpuwise.data.adapters._torch_convert import host_tensor
-
-    if isinstance(tree, tuple):
-        return tuple(_to_tensors(t) for t in tree)
-    if isinstance(tree, list):
-        return [_to_tensors(t) for t in tree]
-    if isinstance(tree, dict):
-        return {k: _to_tensors(v) for k, v in tree.items()}
-    if isinstance(tree, np.ndarray) and tree.dtype.kind in "biufc":
-        return host_tensor(tree, pin=False)
-    return tree
+def _to_tensor(x: Any) -> Any:
+    """A numeric numpy array as a CPU tensor (zero-copy where torch allows it); else `x`."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biufc":
+        return host_tensor(x, pin=False)
+    return x
 
 
 class _Collate:
@@ -73,7 +64,7 @@ class _Collate:
     def __call__(self, samples: list[Any]) -> Any:
         torch = require("torch", extra="torch")
         fn = self.collate_fn or torch.utils.data.default_collate
-        return fn([_to_tensors(s) for s in samples])
+        return fn([map_leaves(_to_tensor, s) for s in samples])
 
 
 class _SamplerView:
@@ -192,8 +183,6 @@ class DataLoader:
     # --- the pipeline ----------------------------------------------------------------------------
     def _batches(self) -> Any:
         if self._pipeline is None:
-            from cpuwise.data import from_sequence
-
             ds = from_sequence(cast(Sequence[int], self._indices), name="DataLoader")
             if self._shuffle:
                 ds = ds.shuffle(seed=self.seed)
@@ -227,18 +216,15 @@ class _Placed:
         cuda = torch.cuda.is_available()
         for batch in self.ds:
             if self.pin and cuda:
-                batch = _apply(batch, lambda t: t.pin_memory())
+                batch = _on_tensors(batch, lambda t: t.pin_memory())
             if self.device is not None:
-                batch = _apply(batch, lambda t: t.to(self.device, non_blocking=True))
+                batch = _on_tensors(batch, lambda t: t.to(self.device, non_blocking=True))
             yield batch
 
 
-def _apply(tree: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(tree, tuple | list):
-        return type(tree)(_apply(t, fn) for t in tree)
-    if isinstance(tree, dict):
-        return {k: _apply(v, fn) for k, v in tree.items()}
-    return fn(tree) if hasattr(tree, "pin_memory") else tree
+def _on_tensors(tree: Any, fn: Callable[[Any], Any]) -> Any:
+    """`fn` applied to every tensor of `tree`."""
+    return map_leaves(lambda t: fn(t) if hasattr(t, "pin_memory") else t, tree)
 
 
 def _read_sampler(sampler: Any, shuffle: bool) -> tuple[bool, dict[str, Any] | None]:

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from cpuwise import host
 from cpuwise._optional import available, require
 from cpuwise.data.image.geometry import REDUCTIONS
+from cpuwise.errors import ConfigError
 
 MIN_PSNR_DB = 30.0  # full-size decoders agree to > 45 dB; a reduced decode vs a box filter to > 33 dB
 BACKENDS = ("cv2", "simplejpeg", "pillow")
@@ -97,7 +99,7 @@ def _simplejpeg(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bo
 
 
 def _pillow(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     try:
         with Image.open(io.BytesIO(buf)) as im:
@@ -119,7 +121,7 @@ def installed() -> list[str]:
 
 def decode_any(buf: bytes) -> np.ndarray:
     """Full-size RGB uint8 decode of any format Pillow reads (PNG, WebP, BMP...)."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     try:
         with Image.open(io.BytesIO(buf)) as im:
@@ -130,7 +132,7 @@ def decode_any(buf: bytes) -> np.ndarray:
 
 def image_size(buf: bytes) -> tuple[int, int]:
     """(height, width) of any image Pillow reads, from its header only."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     try:
         with Image.open(io.BytesIO(buf)) as im:
@@ -151,7 +153,7 @@ def _box_reduce(img: np.ndarray, f: int) -> np.ndarray:
 
 def _probe_jpeg() -> tuple[bytes, np.ndarray]:
     """A deterministic photo-like 500x376 JPEG (gradient, shapes, grain) and its Pillow decode."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     rng = np.random.default_rng(1234)
     yy, xx = np.mgrid[0:376, 0:500].astype(np.float32)
@@ -190,8 +192,6 @@ def _measure(name: str, data: bytes, ref: np.ndarray, factor: int, reps: int) ->
 
 
 def _cache_path() -> Path:
-    from cpuwise import host
-
     key = json.dumps([installed(), _versions(), host.host_facts().cpu_model], sort_keys=True)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "cpuwise" / f"jpeg-decoders-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
@@ -253,8 +253,6 @@ def chosen() -> dict[int, str]:
         forced = os.environ.get("CPUWISE_JPEG_DECODER", "").strip().lower()
         if forced:
             if forced not in _FUNCS:
-                from cpuwise.errors import ConfigError
-
                 raise ConfigError(f"CPUWISE_JPEG_DECODER must be one of {BACKENDS}, got {forced!r}")
             _choice = {f: forced for f in REDUCTIONS}
         else:

@@ -35,9 +35,11 @@ import numpy as np
 
 from cpuwise import _channel as channel
 from cpuwise._optional import available, require
+from cpuwise._schema import PipelineStats
 from cpuwise.data.image import geometry, gpu, ops, placement
 from cpuwise.data.image.split import SplitBatch, decode_split
 from cpuwise.errors import ConfigError, SampleError
+from cpuwise.host import usable_cores
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,8 +83,6 @@ class GpuLoader:
         self.mean, self.std, self.channels_last, self.on_error = mean, std, channels_last, on_error
         self.gpu_decode_fn = gpu_decode_fn
         self.has_gpu_decoder = gpu_decode_fn is not None or (self.cuda and available("torchvision"))
-        from cpuwise.host import usable_cores
-
         # "auto": half the cores decode at most, leaving the rest to the training process and the system
         self.max_workers = (max(1, usable_cores() // 2 - 1) if cpu_workers == "auto" else int(cpu_workers))
         if self.max_workers < 1:
@@ -120,7 +120,7 @@ class GpuLoader:
         """Images per CPU-second of the pipeline's worker processes since the last call: decode time
         plus everything else the workers spend per image (reading, IPC), not just the decode call."""
         try:
-            import psutil
+            import psutil  # lazy: read only when the loader replans with decode_split workers
 
             kids = psutil.Process().children(recursive=True)
             cpu = sum(sum(k.cpu_times()[:2]) for k in kids)
@@ -199,7 +199,7 @@ class GpuLoader:
     def _failed(self, i: int, names: list[str], where: str) -> None:
         if self.on_error == "raise":
             raise SampleError(f"{where}: cannot decode '{names[i]}': corrupt or unsupported image. "
-                              f"{ops._FIX}", sample=names[i], stage=where)
+                              f"{ops.DECODE_FIX}", sample=names[i], stage=where)
         self.skipped.append(names[i])
 
     def _gpu_rows(self, full: Any, datas: list[bytes], params: np.ndarray, names: list[str],
@@ -378,22 +378,23 @@ class GpuLoader:
 
     # --- render --------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """The pipeline's stats (when it has them) plus {"decode": {mode, gpu_fraction, why, rates...}}."""
-        base = self.ds.stats() if hasattr(self.ds, "stats") else {}
+        """The pipeline's stats (cpuwise._schema.PipelineStats) with its `decode` entry set:
+        {mode, gpu_fraction, why, rates, images, skipped, decisions}."""
+        base = (PipelineStats.from_dict(self.ds.stats()) if hasattr(self.ds, "stats")
+                else PipelineStats(pipeline=type(self.ds).__name__))
         r = self.rates.snapshot()
         mode = self.plan.mode
         if self.counts["predecoded"] and not (self.counts["gpu"] or self.counts["cpu"]):
             mode, why = "cpu", "batches arrive decoded by the pipeline's CPU workers (uint8 images)"
         else:
             why = self.plan.why
-        base = dict(base)
-        base["decode"] = {"mode": mode, "requested": self.requested, "gpu_fraction": self.plan.gpu_fraction,
+        base.decode = {"mode": mode, "requested": self.requested, "gpu_fraction": self.plan.gpu_fraction,
                           "workers": self.plan.workers, "max_workers": self.max_workers, "why": why,
                           "rates": {k: (None if v is None or math.isnan(v) else round(v, 1))
                                     for k, v in r.items()},
                           "images": dict(self.counts), "skipped": list(self.skipped[:1000]),
                           "decisions": self.decisions[-20:]}
-        return base
+        return base.to_dict()
 
     def _emit(self, force: bool = False) -> None:
         now = time.monotonic()

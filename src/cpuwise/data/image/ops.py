@@ -26,8 +26,8 @@ from cpuwise.data.image.geometry import Box
 from cpuwise.data.transform import RandomTransform, on_image
 from cpuwise.errors import ConfigError, SampleError
 
-_FIX = ("Expected a readable JPEG/PNG image; check or delete the file, or skip bad samples with "
-        ".map(..., on_error='skip').")
+DECODE_FIX = ("Expected a readable JPEG/PNG image; check or delete the file, or skip bad samples with "
+              ".map(..., on_error='skip').")  # the end of every decode error (CPU and GPU paths)
 
 
 def _name(src: Any) -> str:
@@ -38,7 +38,7 @@ def _name(src: Any) -> str:
 
 def _fail(stage: str, src: Any, why: object) -> SampleError:
     name = _name(src)
-    return SampleError(f"{stage}: cannot decode '{name}': {why}. {_FIX}", sample=name, stage=stage)
+    return SampleError(f"{stage}: cannot decode '{name}': {why}. {DECODE_FIX}", sample=name, stage=stage)
 
 
 def load_bytes(src: Any, stage: str = "read_bytes") -> bytes:
@@ -64,12 +64,12 @@ def _crop_resize(img: np.ndarray, box: Box, out_h: int, out_w: int) -> np.ndarra
     if roi.shape[0] == out_h and roi.shape[1] == out_w:
         return np.ascontiguousarray(roi)
     if available("cv2"):
-        import cv2
+        import cv2  # lazy: OpenCV (the image extra) loads on first use; available() checked it
 
         shrink = min(roi.shape[0] / out_h, roi.shape[1] / out_w)
         interp = cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
         return np.asarray(cv2.resize(roi, (out_w, out_h), interpolation=interp))
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     return np.asarray(Image.fromarray(np.ascontiguousarray(roi)).resize((out_w, out_h),
                                                                        Image.Resampling.BILINEAR))
@@ -106,7 +106,7 @@ def decode_box(src: Any, pick_box: Any, out_h: int, out_w: int, flip: bool | Any
 def _finish(out: np.ndarray, bgr: bool, flip: bool) -> np.ndarray:
     """To RGB and mirrored if asked; OpenCV's copies are ~40x faster than numpy's negative strides."""
     if available("cv2"):
-        import cv2
+        import cv2  # lazy: OpenCV (the image extra) loads on first use; available() checked it
 
         if flip:
             out = cv2.flip(out, 1)

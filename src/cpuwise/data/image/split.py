@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from cpuwise.data.batch import collate as default_collate
 from cpuwise.data.image import ops
 from cpuwise.data.image.geometry import Box
+from cpuwise.data.stages.batch import collate as default_collate
 from cpuwise.data.transform import RandomTransform, on_image
 from cpuwise.errors import ConfigError
 

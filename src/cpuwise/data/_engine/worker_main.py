@@ -1,0 +1,122 @@
+"""The main loop of a worker process (imported by the forkserver, so keep it light).
+
+A worker caps its own native thread pools to one thread (BLAS/OpenMP through threadpoolctl, OpenCV,
+torch) so N workers use N cores, not N x cores; it re-applies the caps whenever a task imported new
+modules (a transform that imports cv2 on first use). It ignores SIGINT (the parent handles Ctrl-C
+and shuts the pool down) and exits when the parent goes away (its pipe reaches EOF), removing the
+shared-memory segments it created.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from cpuwise import _channel
+from cpuwise.data._engine import shm
+from cpuwise.data._engine.chunk import Failed, run_chunk
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+
+
+def cap_threads() -> dict[str, Any]:
+    """Limit every loaded native thread pool to one thread; returns what was capped."""
+    capped: dict[str, Any] = {}
+    try:
+        from threadpoolctl import threadpool_limits  # lazy: a worker without it keeps going (except below)
+
+        threadpool_limits(1)
+        capped["threadpoolctl"] = 1
+    except Exception:  # threadpoolctl missing or a library refused: keep going with what worked
+        pass
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        try:
+            cv2.setNumThreads(1)
+            capped["cv2"] = 1
+        except Exception:
+            pass
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        try:
+            torch.set_num_threads(1)
+            capped["torch"] = 1
+        except Exception:
+            pass
+    return capped
+
+
+def _tell_doctor(capped: dict[str, Any]) -> None:
+    """Under `cpuwise doctor`: say this process is a data worker and which thread pools it runs."""
+    if not _channel.ACTIVE:
+        return
+    from threadpoolctl import threadpool_info  # lazy: only under `cpuwise doctor`
+
+    native = [{"library": p.get("internal_api"), "api": p.get("user_api"), "threads": p.get("num_threads")}
+              for p in threadpool_info()]
+    _channel.emit("thread_pools", {"role": "worker", "torch_intra": capped.get("torch"),
+                                   "torch_interop": None, "native": native})
+    _channel.flush()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
+    """Serve tasks from `conn` until told to stop (None) or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)  # terminate() -> unwind, so `finally` sweeps
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    slots = shm.SlotWriter(prefix)
+    try:
+        try:
+            fns = pickle.loads(fns_blob)
+        except Exception:
+            conn.send(("fatal", traceback.format_exc()))
+            return
+        capped = cap_threads()
+        _tell_doctor(capped)
+        n_modules = len(sys.modules)
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            task_id, packed_items, start, epoch, crashed, freed = msg
+            slots.release(freed)
+            progress[0] = task_id
+            progress[1] = 0
+            items = shm.unpack(packed_items)
+            c0 = time.process_time()
+            out, times = run_chunk(fns, items, start, epoch, crashed, progress)
+            cpu = time.process_time() - c0
+            del items
+            try:
+                packed = slots.write(out)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                why = (f"the map result could not be sent back from the worker process ({exc}). Fix: "
+                       "return numpy arrays and plain Python values, or use backend='thread'")
+                packed = slots.write([Failed(f"chunk at index {start}", 0, why, "")])
+            del out
+            progress[0] = -1
+            conn.send((task_id, packed, times, cpu))
+            if len(sys.modules) != n_modules:
+                cap_threads()
+                n_modules = len(sys.modules)
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        pass  # the parent went away or is shutting down
+    except Exception:
+        try:
+            conn.send(("fatal", traceback.format_exc()))
+        except OSError:
+            pass
+    finally:
+        slots.close()
+        shm.sweep(prefix)
