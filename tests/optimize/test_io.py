@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
+from cpuwise.optimize.deploy.batcher import MicroBatcher
 from cpuwise.optimize.io import (
-    MicroBatcher,
     SequenceSpec,
     bucket_length,
     detect_sequence_spec,

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cpuwise.optimize import quantize as q
 from cpuwise.optimize.export import export_onnx
+from cpuwise.optimize.runtimes import onnxruntime as q
 
 onnx = pytest.importorskip("onnx")
 
@@ -58,8 +58,7 @@ def test_static_with_calibration_writes_qdq(
 def test_dynamic_int8_stays_close_to_fp32(
     mlp_onnx: Path, tmp_path: Path, digits_mlp: tuple[Any, np.ndarray, np.ndarray]
 ) -> None:
-    from cpuwise.optimize.bench import ort_runner
-    from cpuwise.optimize.session import make_session
+    from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     _, x, _ = digits_mlp
     dst = tmp_path / "d.onnx"

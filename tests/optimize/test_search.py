@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
-from cpuwise.optimize.search import Budget, Candidate, choose, pareto_front, within
+from cpuwise.optimize.search.choose import Budget, Candidate, choose, pareto_front, within
 
 
 def cand(

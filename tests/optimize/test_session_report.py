@@ -9,8 +9,8 @@ from rich.console import Console
 from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
 from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
-from cpuwise.optimize.search import Candidate
-from cpuwise.optimize.session import SessionSettings, settings_grid, sweep_threads
+from cpuwise.optimize.runtimes.onnxruntime import SessionSettings, settings_grid, sweep_threads
+from cpuwise.optimize.search.choose import Candidate
 
 
 def test_settings_grid_and_sweep() -> None:

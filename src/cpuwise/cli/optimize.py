@@ -44,10 +44,10 @@ def optimize_cmd(
 
     from cpuwise.errors import BudgetError, CpuwiseError
     from cpuwise.optimize.api import optimize
-    from cpuwise.optimize.artifact import onnx_io
     from cpuwise.optimize.evaluate import accuracy_metric
     from cpuwise.optimize.export import load_model
     from cpuwise.optimize.inputs import load_npz, synthetic_feed
+    from cpuwise.optimize.runtimes.onnxruntime import onnx_io
 
     console = Console(stderr=json_out)
     try:

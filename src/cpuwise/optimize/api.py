@@ -21,14 +21,15 @@ import numpy as np
 from cpuwise import host
 from cpuwise._optional import require
 from cpuwise.errors import BudgetError, ConfigError
-from cpuwise.optimize import artifact, candidates
+from cpuwise.optimize import candidates, runtimes
+from cpuwise.optimize.deploy import artifact
 from cpuwise.optimize.evaluate import TASKS, Score, score_outputs
 from cpuwise.optimize.export import export_onnx, load_model
 from cpuwise.optimize.fuse import attention_hint
 from cpuwise.optimize.io import Feed, SequenceSpec, detect_sequence_spec
-from cpuwise.optimize.measure import Judge
 from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
-from cpuwise.optimize.search import TARGETS, Budget, Candidate, choose, pareto_front
+from cpuwise.optimize.search.choose import TARGETS, Budget, Candidate, choose, pareto_front
+from cpuwise.optimize.search.judge import Judge, reference_outputs
 
 ALL_PASSES = ("session", "io", "fuse", "int8", "prune", "lowrank", "distill")
 
@@ -171,7 +172,7 @@ def optimize(
 
         if source is not None and source.onnx_path is not None:
             onnx_fp32 = source.onnx_path
-            names = [i["name"] for i in artifact.onnx_io(onnx_fp32)[0]]
+            names = [i["name"] for i in runtimes.get().model_io(onnx_fp32)[0]]
             module = None
         else:
             n_in = (
@@ -215,7 +216,9 @@ def optimize(
             calibrate=calibrate,
             measure_reference=measure_reference,
         )
-        reference = candidates.reference_outputs(module, onnx_fp32, feed, names, spec, batch_size, output_fn)
+        reference = reference_outputs(
+            module, onnx_fp32, feed, names, spec, batch_size, output_fn, runtimes.get()
+        )
         ref_score = score_outputs(reference, reference, task, metric=metric, labels=labels)
         if budget.relative and abs(ref_score.value) <= 1e-12:
             raise ConfigError(
@@ -290,11 +293,11 @@ def _save(
     max_length: int | None,
 ) -> None:
     assert chosen.onnx_path is not None and result.out_dir is not None
-    inputs, output = artifact.onnx_io(chosen.onnx_path)
+    inputs, output = runtimes.get().model_io(chosen.onnx_path)
     cfg = artifact.RunConfig(
         inputs=inputs,
         output=output,
-        session=chosen.settings or artifact.SessionSettings(),
+        session=chosen.settings or runtimes.get().default_settings(),
         io=chosen.io,
         sequence=spec if chosen.io.dynamic_padding else None,
         task=task,

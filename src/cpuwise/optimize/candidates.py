@@ -15,13 +15,42 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import require
-from cpuwise.optimize import quantize as q
-from cpuwise.optimize.bench import IOConfig, ort_runner, run_all, torch_runner
+from cpuwise.optimize.bench import torch_runner
 from cpuwise.optimize.export import export_onnx
-from cpuwise.optimize.io import Feed, SequenceSpec, plan_batches, take, trim
-from cpuwise.optimize.measure import Judge, judge_onnx, judge_runner, tune_session
-from cpuwise.optimize.search import Budget, Candidate, speed, within
-from cpuwise.optimize.session import SessionSettings, make_session, settings_grid
+from cpuwise.optimize.io import Feed, IOConfig, SequenceSpec, plan_batches, take, trim
+from cpuwise.optimize.runtimes import onnxruntime as q
+from cpuwise.optimize.runtimes.onnxruntime import SessionSettings, make_session, ort_runner, settings_grid
+from cpuwise.optimize.search.choose import Budget, Candidate, speed, within
+from cpuwise.optimize.search.judge import Judge
+
+
+def judge_runner(c: Candidate, run: Any, judge: Judge) -> Candidate:
+    return judge.measure(c, run)
+
+
+def judge_onnx(name: str, technique: str, path: Any, settings: Any, io: IOConfig, judge: Judge,
+               **kw: Any) -> Candidate:
+    return judge.measure_file(name, technique, path, settings, io, **kw)
+
+
+def tune_session(
+    path: str | Path, grid: list[SessionSettings], io: IOConfig, judge: Judge, target: str
+) -> tuple[SessionSettings, list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, SessionSettings] | None = None
+    for s in grid:
+        try:
+            res = judge.bench(ort_runner(make_session(path, s)), io, sweep=True)
+        except Exception as exc:  # noqa: BLE001 - a setting ORT rejects is skipped
+            rows.append({"settings": s.to_dict(), "error": str(exc).splitlines()[0]})
+            continue
+        value = 1000 / res.p50_ms if target == "latency" else res.throughput
+        rows.append({"settings": s.to_dict(), "p50_ms": res.p50_ms, "throughput": res.throughput})
+        if best is None or value > best[0]:
+            best = (value, s)
+    if best is None:
+        return SessionSettings(), rows
+    return best[1], rows
 
 
 @dataclass
@@ -50,23 +79,6 @@ class Plan:
         return any(p == name or getattr(p, "name", None) == name for p in self.passes)
 
 
-def reference_outputs(
-    module: Any,
-    onnx_path: Any,
-    feed: Feed,
-    names: list[str],
-    spec: SequenceSpec | None,
-    batch_size: int,
-    output_fn: Callable[[Any], Any] | None,
-) -> np.ndarray:
-    """The FP32 outputs everything is compared with: the torch model when given, else ORT FP32."""
-    io = IOConfig(dynamic_padding=False, batch_size=batch_size)
-    if module is not None:
-        return run_all(torch_runner(module, names, output_fn), feed, spec, io)
-    sess = make_session(onnx_path, SessionSettings(graph_level="basic"))
-    return run_all(ort_runner(sess), feed, spec, io)
-
-
 def _calibration(feed: Feed, spec: SequenceSpec | None, n: int = 64, batch: int = 8) -> list[Feed]:
     rows = len(next(iter(feed.values())))
     idx = np.unique(np.linspace(0, rows - 1, num=min(n, rows)).astype(int))
@@ -93,7 +105,8 @@ def run_all_candidates(
     default = judge_onnx("ONNX Runtime FP32, default session", "onnx", fp32, SessionSettings(), fixed, judge)
     cands.append(default)
     baseline = baseline if baseline is not None and baseline.ok else default
-    settings, io, best = SessionSettings(), fixed, default
+    settings: Any = SessionSettings()
+    io, best = fixed, default
     if plan.wants("io") and judge.spec is not None:  # first: it makes every later measurement cheaper
         dyn = IOConfig(dynamic_padding=True, batch_size=plan.batch_size)
         note = f"pad to the batch's longest row (multiple of {dyn.bucket_multiple}), length-sorted batches"

@@ -13,15 +13,8 @@ import numpy as np
 
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.io import Feed
+from cpuwise.optimize.runtimes.onnxruntime import ORT_DTYPES
 
-_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(float16)": np.float16,
-    "tensor(bool)": np.bool_,
-}
 LABEL_KEYS = ("labels", "label", "y")
 
 
@@ -52,7 +45,7 @@ def synthetic_feed(inputs: list[dict[str, Any]], rows: int = 64, seq: int = 32, 
     feed: Feed = {}
     for spec in inputs:
         shape = [rows] + [d if isinstance(d, int) and d > 0 else seq for d in spec["shape"][1:]]
-        dtype = _DTYPES.get(spec["dtype"], np.float32)
+        dtype = ORT_DTYPES.get(spec["dtype"], np.float32)
         name = spec["name"].lower()
         if np.issubdtype(dtype, np.floating):
             feed[spec["name"]] = rng.standard_normal(shape).astype(dtype)

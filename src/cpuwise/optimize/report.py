@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cpuwise.optimize.search import Candidate, speed
+from cpuwise.optimize.search.choose import Candidate, speed
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console, ConsoleOptions, RenderResult

@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpuwise.errors import ConfigError
-from cpuwise.optimize.bench import BenchResult, IOConfig
+from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
-from cpuwise.optimize.session import SessionSettings
+from cpuwise.optimize.io import IOConfig
+from cpuwise.optimize.runtimes import Settings
 
 TARGETS = ("latency", "throughput")
 
 
 @dataclass(frozen=True)
 class Budget:
+    """How much the score may drop below the reference's: absolute, or relative to the reference."""
+
     max_drop: float
     relative: bool = False
     min_row: float | None = None  # embeddings: every row's cosine must reach this (worst case, not mean)
@@ -61,7 +64,7 @@ class Candidate:
     fp32: bool = True  # lossless: the model as given in FP32 (False for INT8 and prune/lowrank/distill)
     deployable: bool = True  # False for the torch eager reference
     onnx_path: str | None = None
-    settings: SessionSettings | None = None
+    settings: Settings | None = None  # the runtime's session settings it was measured with
     io: IOConfig = field(default_factory=IOConfig)
     bench: BenchResult | None = None
     score: Score | None = None
@@ -99,15 +102,26 @@ def speed(c: Candidate, target: str) -> float:
 
 
 def drop(c: Candidate, reference: float) -> float:
+    """How far the candidate's score is below the reference's (negative: above it)."""
     assert c.score is not None
     return reference - c.score.value
 
 
 def within(c: Candidate, reference: float, budget: Budget) -> bool:
+    """True when the candidate ran and its drop (and, with `min_row`, its worst row) fits the budget."""
     if not c.ok or drop(c, reference) > budget.allowed(reference):
         return False
     worst = c.score.extra.get("cosine_min") if c.score is not None else None
     return budget.min_row is None or worst is None or worst >= budget.min_row
+
+
+def faster(a: Candidate, b: Candidate, target: str) -> Candidate:
+    """The faster of two candidates for `target`, counting only those that ran; `b` on a tie."""
+    if not a.ok:
+        return b
+    if not b.ok:
+        return a
+    return a if speed(a, target) > speed(b, target) else b
 
 
 def pareto_front(cands: list[Candidate], target: str) -> list[Candidate]:
@@ -131,6 +145,8 @@ def pareto_front(cands: list[Candidate], target: str) -> list[Candidate]:
 
 @dataclass
 class Choice:
+    """The chosen candidate (None when none ran), whether it fits the budget, and why it was chosen."""
+
     chosen: Candidate | None
     within_budget: bool
     message: str
