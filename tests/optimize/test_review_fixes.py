@@ -14,7 +14,7 @@ import cpuwise.optimize as co
 from cpuwise.errors import BudgetError, ConfigError
 from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes import PassContext, PassResult, TorchPass
 from cpuwise.optimize.search.choose import Budget, Candidate, choose
 
 torch = pytest.importorskip("torch")

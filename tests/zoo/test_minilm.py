@@ -139,7 +139,7 @@ def test_predictor_takes_text_and_caches(
 def test_transformer_fusion_keeps_outputs(
     optimized: tuple[Any, Path], corpus: list[str], tok: Any, tmp_path: Path
 ) -> None:
-    from cpuwise.optimize.fuse import fuse_transformer
+    from cpuwise.optimize.passes.fuse import fuse_transformer
     from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     result, _ = optimized

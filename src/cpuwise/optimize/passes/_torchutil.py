@@ -14,7 +14,7 @@ from cpuwise.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from cpuwise.optimize.passes.base import PassContext
+    from cpuwise.optimize.passes.torchpass import PassContext
 
 
 def clone(model: torch.nn.Module) -> torch.nn.Module:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cpuwise._optional import require
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.passes._torchutil import as_inputs, clone, count_macs, count_params, train_student
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,6 +49,7 @@ class LowRankPass(TorchPass):
     """
 
     name = "lowrank"
+    trains = True
 
     def __init__(self, energy: float = 0.95, max_mac_fraction: float = 0.8, finetune_epochs: int = 0,
                  lr: float = 1e-4, skip_output_layer: bool = False) -> None:

@@ -27,7 +27,7 @@ from cpuwise.optimize.passes._torchutil import (
     seeded,
     train_student,
 )
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -51,6 +51,7 @@ class PrunePass(TorchPass):
     """
 
     name = "prune"
+    trains = True
 
     def __init__(self, ratio: float = 0.3, importance: str = "magnitude", finetune_epochs: int = 2,
                  lr: float = 1e-3, round_to: int | None = 8, prune_heads: bool = True) -> None:

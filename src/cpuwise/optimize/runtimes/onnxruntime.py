@@ -209,15 +209,16 @@ def recipes_for(vnni: bool, have_calibration: bool, *, include_default: bool = T
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """ORT's quantizer logs a pre-processing hint on the root logger for every call."""
+def quiet_logs(level: int = logging.ERROR) -> Iterator[None]:
+    """Raise the root logger's level for the block: ORT's quantizer and transformer optimizer log hints
+    (pre-processing, fusion progress) on the root logger for every call."""
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    old = root.level
+    root.setLevel(level)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.setLevel(old)
 
 
 class _Reader:
@@ -274,7 +275,7 @@ def quantize(src: str | Path, dst: str | Path, recipe: Recipe, calibration: list
     note = ""
     exclude = weight_groups(src).get(recipe.keep_fp32, []) if recipe.keep_fp32 else []
     exclude += [f"{n}_MatMul" for n in exclude]  # the quantizer first rewrites Gemm as `<name>_MatMul` + Add
-    with _quiet():
+    with quiet_logs():
         if recipe.mode == "static" and calibration:
             ort = require("onnxruntime")
             names = [

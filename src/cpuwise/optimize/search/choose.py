@@ -95,10 +95,15 @@ class Candidate:
         }
 
 
-def speed(c: Candidate, target: str) -> float:
+def bench_speed(bench: BenchResult, target: str) -> float:
     """Higher is faster: 1/p50 latency at batch 1, or throughput at batch N."""
+    return 1000.0 / bench.p50_ms if target == "latency" else bench.throughput
+
+
+def speed(c: Candidate, target: str) -> float:
+    """The candidate's `bench_speed` (it must have run)."""
     assert c.bench is not None
-    return 1000.0 / c.bench.p50_ms if target == "latency" else c.bench.throughput
+    return bench_speed(c.bench, target)
 
 
 def drop(c: Candidate, reference: float) -> float:
