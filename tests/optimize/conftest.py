@@ -1,8 +1,9 @@
-"""Small real models for the optimize tests: an MLP trained on scikit-learn's digits in about a second."""
+"""Small real models for the optimize tests (an MLP trained on scikit-learn's digits in about a second),
+and padded token rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,28 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
+
+
+def _padded(lens: list[int], width: int = 32) -> dict[str, np.ndarray]:
+    ids = np.zeros((len(lens), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, n in enumerate(lens):
+        ids[i, :n] = np.arange(1, n + 1) + 100 * i
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _masked_sum(feed: dict[str, np.ndarray]) -> np.ndarray:
+    return (feed["input_ids"] * feed["attention_mask"]).sum(1, keepdims=True).astype(np.float64)
+
+
+@pytest.fixture
+def padded() -> Callable[..., dict[str, np.ndarray]]:
+    """padded(lengths, width=32): token ids and a 0/1 mask, each row padded with zeros to `width`."""
+    return _padded
+
+
+@pytest.fixture
+def masked_sum() -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """A 'model' whose output depends only on the real tokens (like masked mean pooling)."""
+    return _masked_sum
