@@ -61,7 +61,6 @@ PENDING_REDESIGN = (
     "monitor/",
     "diagnose/",
     "report/",
-    "optimize/",
 )
 
 # The doctor's bootstrap runs as the top-level `sitecustomize` of the job's interpreter, which may

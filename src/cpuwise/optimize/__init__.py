@@ -10,6 +10,7 @@ Heavy libraries (torch, onnxruntime) are imported only when these functions run.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["optimize", "load", "Result", "Predictor", "PredictionCache", "MicroBatcher", "Budget"]
@@ -33,8 +34,7 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: `import cpuwise.optimize` loads none of the search."""
     if name in _WHERE:
-        import importlib
-
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'cpuwise.optimize' has no attribute {name!r}")

@@ -31,7 +31,7 @@ from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
 from cpuwise.optimize.search import loop
 from cpuwise.optimize.search.choose import TARGETS, Budget, Candidate, choose, pareto_front
 
-ALL_PASSES = registry.REGISTERED
+ALL_PASSES = registry.REGISTERED  # the pass names `passes=` takes, in run order
 
 
 @dataclass
@@ -56,12 +56,15 @@ class Result:
 
     @property
     def markdown(self) -> str:
+        """The candidates table and the verdict, as markdown (what report.md holds)."""
         return to_markdown(self.rows, "cpuwise optimize") + "\n\n" + self.message
 
     def renderable(self) -> OptimizeReport:
+        """The same for a rich console."""
         return OptimizeReport(self.rows, self.message)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (what report.json holds)."""
         return {
             "message": self.message,
             "within_budget": self.within_budget,
@@ -216,6 +219,7 @@ def _save(
     tokenizer_file: str | Path | None,
     max_length: int | None,
 ) -> None:
+    """Write the chosen candidate's artifact: its model, how it was measured (cpuwise.json), the reports."""
     assert chosen.onnx_path is not None and result.out_dir is not None
     inputs, output = runtimes.get().model_io(chosen.onnx_path)
     cfg = artifact.RunConfig(

@@ -84,6 +84,7 @@ def trim(feed: Feed, spec: SequenceSpec, multiple: int = 8) -> Feed:
 
 
 def take(feed: Feed, idx: np.ndarray | slice) -> Feed:
+    """The rows `idx` of every input."""
     return {k: v[idx] for k, v in feed.items()}
 
 

@@ -39,11 +39,13 @@ class MicroBatcher:
         self._thread.start()
 
     def submit(self, feed: Feed) -> Future[np.ndarray]:
+        """Queue one request; the future holds its rows of the batch's output."""
         fut: Future[np.ndarray] = Future()
         self._q.put((feed, fut))
         return fut
 
     def close(self) -> None:
+        """Serve what is queued, then stop the batching thread."""
         self._q.put(None)
         self._thread.join()
 

@@ -86,6 +86,7 @@ class Predictor:
         return self.predict_feed(self.to_feed(inputs))
 
     def predict_feed(self, feed: Feed) -> np.ndarray:
+        """Outputs for every row of a feed; rows seen before come from the cache (padding ignored)."""
         spec, io = self.config.sequence, self.config.io
         if self.cache is None:
             return run_all(self._run, feed, spec, io)

@@ -61,8 +61,11 @@ class Plan:
     _taken: set[str] = field(default_factory=set, init=False, repr=False)
 
     def model_path(self, stem: str) -> Path:
-        """A model file in the work folder that no other candidate of this search uses: `stem.onnx`
-        the first time, `stem-2.onnx` the second (two instances of one pass keep their own files)."""
+        """A model file in the work folder that no other candidate of this search uses.
+
+        `stem.onnx` the first time, `stem-2.onnx` the second: two instances of one pass (say two prune
+        ratios) keep their own files, so each candidate is saved as the model it was measured as.
+        """
         name, n = stem, 1
         while name in self._taken:
             n += 1

@@ -24,6 +24,7 @@ from cpuwise.optimize.passes._torchutil import (
     count_macs,
     count_params,
     pick_output,
+    run_hooked,
     seeded,
     train_student,
 )
@@ -145,12 +146,7 @@ def _last_layer_run(model: torch.nn.Module, example: tuple[Any, ...]) -> torch.n
     order: list[torch.nn.Module] = []
     hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
              for m in model.modules() if isinstance(m, (th.nn.Conv2d, th.nn.Linear))]
-    try:
-        with th.no_grad():
-            model(*example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, [example], hooks)
     return order[-1] if order else None
 
 

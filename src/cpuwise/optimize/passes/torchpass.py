@@ -135,8 +135,11 @@ def context(plan: Plan, judge: Judge) -> PassContext:
 
 
 def train_batches(plan: Plan, judge: Judge) -> Batches:
-    """Batches of the training rows (the eval rows when none were given): length-bucketed in a seeded
-    shuffle for sequence inputs, in order otherwise; targets are None (the teacher's outputs are used)."""
+    """Batches of the training rows (the eval rows when none were given), with None targets.
+
+    Sequence inputs come in length-bucketed batches in a seeded shuffle, other inputs in order; passes
+    train on the teacher's outputs, since the search has no labels for them.
+    """
     torch = require("torch")
     feed = plan.train_feed if plan.train_feed is not None else judge.feed
     spec = judge.spec

@@ -210,8 +210,11 @@ def recipes_for(vnni: bool, have_calibration: bool, *, include_default: bool = T
 
 @contextlib.contextmanager
 def quiet_logs(level: int = logging.ERROR) -> Iterator[None]:
-    """Raise the root logger's level for the block: ORT's quantizer and transformer optimizer log hints
-    (pre-processing, fusion progress) on the root logger for every call."""
+    """Raise the root logger's level for the block.
+
+    ORT's quantizer and transformer optimizer log hints (pre-processing, fusion progress) on the root
+    logger for every call.
+    """
     root = logging.getLogger()
     old = root.level
     root.setLevel(level)

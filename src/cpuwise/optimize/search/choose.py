@@ -46,9 +46,11 @@ class Budget:
         return cls(number / 100 if rel else number, rel, min_row)
 
     def allowed(self, reference: float) -> float:
+        """The largest drop allowed below a reference score."""
         return abs(reference) * self.max_drop if self.relative else self.max_drop
 
     def label(self) -> str:
+        """The budget in words, for messages."""
         text = (
             f"{self.max_drop * 100:g}% of the reference" if self.relative else f"{self.max_drop:g} absolute"
         )
@@ -75,6 +77,7 @@ class Candidate:
 
     @property
     def ok(self) -> bool:
+        """Ran, was timed and scored, and its outputs are valid."""
         return not self.dropped and self.bench is not None and self.score is not None and self.score.valid
 
     def to_dict(self) -> dict[str, Any]:
