@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from cpuwise.optimize.passes import REGISTERED, pass_class
@@ -44,15 +43,6 @@ class Pool(torch.nn.Module):
         return (self.lin(self.emb(input_ids)) * m).sum(1) / m.sum(1)
 
 
-def token_rows(n: int = 32, width: int = 24, vocab: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    ids = np.zeros((n, width), np.int64)
-    mask = np.zeros_like(ids)
-    for i, k in enumerate(rng.integers(2, width, n)):
-        ids[i, :k], mask[i, :k] = rng.integers(1, vocab, k), 1
-    return ids, mask
-
-
 @pytest.fixture(scope="module")
 def mlp_case(digits_mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> PassCase:
     model, x, _ = digits_mlp
@@ -61,29 +51,13 @@ def mlp_case(digits_mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> PassC
 
 
 @pytest.fixture(scope="module")
-def sequence_case(tmp_path_factory: pytest.TempPathFactory) -> PassCase:
+def sequence_case(token_rows: Any, tmp_path_factory: pytest.TempPathFactory) -> PassCase:
     return PassCase.build(Pool().eval(), token_rows(), tmp_path_factory.mktemp("seq"), task="embedding")
 
 
 @pytest.fixture(scope="module")
-def bert_case(tmp_path_factory: pytest.TempPathFactory) -> PassCase:
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=32, attn_implementation="eager",  # eager: the attention ORT knows to fuse
-    )
-    torch.manual_seed(0)
-
-    class Encoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = transformers.BertModel(cfg, add_pooling_layer=False)
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
-
-    rows = token_rows(16, 12)
-    return PassCase.build(Encoder().eval(), rows, tmp_path_factory.mktemp("bert"), task="embedding")
+def bert_case(tiny_bert: Any, token_rows: Any, tmp_path_factory: pytest.TempPathFactory) -> PassCase:
+    return PassCase.build(tiny_bert(), token_rows(16, 12), tmp_path_factory.mktemp("bert"), task="embedding")
 
 
 @pytest.fixture(scope="module")

@@ -55,8 +55,18 @@ def fuse_or_keep(path: Path, hint: tuple[int, int] | None) -> Path:
 
 
 def attention_hint(module: Any) -> tuple[int, int] | None:
-    """(num_heads, hidden_size) from a Hugging Face config inside a torch module (or None), if any."""
-    for m in getattr(module, "modules", lambda: [])():
+    """(num_heads, attention width) of the first self-attention inside a torch module (None: not found).
+
+    Read off the attention module itself (Hugging Face's `num_attention_heads` x `attention_head_size`):
+    a model whose heads were pruned has fewer than its config says, and ORT fuses with the count it is
+    given. Without such a module, the Hugging Face config's (num_attention_heads, hidden_size).
+    """
+    modules = list(getattr(module, "modules", lambda: [])())
+    for m in modules:
+        heads, size = getattr(m, "num_attention_heads", None), getattr(m, "attention_head_size", None)
+        if isinstance(heads, int) and isinstance(size, int):
+            return heads, heads * size
+    for m in modules:
         cfg = getattr(m, "config", None)
         heads, hidden = getattr(cfg, "num_attention_heads", None), getattr(cfg, "hidden_size", None)
         if isinstance(heads, int) and isinstance(hidden, int):

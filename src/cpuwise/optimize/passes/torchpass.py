@@ -104,8 +104,8 @@ class TorchPass(Pass):
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)
         ][:3]
         label = name + (f" ({', '.join(shown_params)})" if shown_params else "")
-        if basis.fused:
-            path = fuse_or_keep(path, attention_hint(module))
+        if basis.fused:  # fused with its own head count: pruning may have removed heads
+            path = fuse_or_keep(path, attention_hint(res.model))
         # fp32=False: a changed model is not lossless, so it may never be the budget-impossible fallback
         c = judge.measure_file(label, name, path, basis.settings, basis.io, fp32=False, params=res.params,
                                notes=list(res.notes))
