@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cpuwise.host import host_facts, usable_cores
-from cpuwise.optimize.passes.base import PassContext
+from cpuwise.optimize.passes import PassContext
 from cpuwise.optimize.passes.distill import DistillPass
 from cpuwise.optimize.passes.lowrank import LowRankPass
 from cpuwise.optimize.passes.prune import PrunePass

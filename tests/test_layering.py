@@ -54,12 +54,6 @@ FOREIGN_PRIVATE = {
     ("monitor/instrument/torch_patches.py", "worker_mod._worker_loop"),
 }
 
-# Parts still being moved into the new layout (issue 8 lands in three steps: data, then
-# monitor/diagnose/report, then optimize). Each step removes its entries; the list ends empty.
-PENDING_REDESIGN = (
-    "optimize/",
-)
-
 # The doctor's bootstrap runs as the top-level `sitecustomize` of the job's interpreter, which may
 # not have cpuwise installed: it is the one place that must try an import of cpuwise and carry on.
 BOOTSTRAP = "monitor/instrument/boot/sitecustomize.py"
@@ -93,7 +87,6 @@ def _modules() -> list[Module]:
 
 
 MODULES = _modules()
-CHECKED = [m for m in MODULES if not m.rel.startswith(PENDING_REDESIGN)]
 
 
 def _own_imports(mod: Module) -> list[tuple[int, str]]:
@@ -115,7 +108,7 @@ def test_every_part_of_the_package_has_a_layer() -> None:
     assert parts <= set(ALLOWED), f"give these a row in ALLOWED (and ARCHITECTURE.md): {parts - set(ALLOWED)}"
 
 
-@pytest.mark.parametrize("mod", CHECKED, ids=lambda m: m.rel)
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.rel)
 def test_lower_layers_never_import_higher_ones(mod: Module) -> None:
     bad = []
     for line, name in _own_imports(mod):
@@ -134,7 +127,7 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
     return handler.type is None or bool({"ImportError", "ModuleNotFoundError", "Exception"} & set(names))
 
 
-@pytest.mark.parametrize("mod", CHECKED, ids=lambda m: m.rel)
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.rel)
 def test_no_import_of_cpuwise_is_guarded_by_except_import_error(mod: Module) -> None:
     if mod.rel == BOOTSTRAP:
         return
@@ -164,7 +157,7 @@ def _defined_privates(tree: ast.AST) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("mod", CHECKED, ids=lambda m: m.rel)
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.rel)
 def test_no_reads_of_private_fields_defined_in_another_module(mod: Module) -> None:
     own = _defined_privates(mod.tree)
     bad = []
@@ -200,7 +193,7 @@ def _import_blocks(fn: ast.AST) -> list[ast.stmt]:
     return firsts
 
 
-@pytest.mark.parametrize("mod", CHECKED, ids=lambda m: m.rel)
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.rel)
 def test_every_function_level_import_says_why(mod: Module) -> None:
     bad = []
     seen: set[int] = set()

@@ -1,8 +1,9 @@
-"""Small real models for the optimize tests: an MLP trained on scikit-learn's digits in about a second."""
+"""Small real models for the optimize tests (an MLP trained on scikit-learn's digits in about a second),
+and padded token rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,67 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
+
+
+def _padded(lens: list[int], width: int = 32) -> dict[str, np.ndarray]:
+    ids = np.zeros((len(lens), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, n in enumerate(lens):
+        ids[i, :n] = np.arange(1, n + 1) + 100 * i
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _masked_sum(feed: dict[str, np.ndarray]) -> np.ndarray:
+    return (feed["input_ids"] * feed["attention_mask"]).sum(1, keepdims=True).astype(np.float64)
+
+
+@pytest.fixture
+def padded() -> Callable[..., dict[str, np.ndarray]]:
+    """padded(lengths, width=32): token ids and a 0/1 mask, each row padded with zeros to `width`."""
+    return _padded
+
+
+@pytest.fixture
+def masked_sum() -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """A 'model' whose output depends only on the real tokens (like masked mean pooling)."""
+    return _masked_sum
+
+
+@pytest.fixture(scope="session")
+def tiny_bert() -> Callable[..., Any]:
+    """tiny_bert(heads=2): a one-layer BERT encoder (hidden 32, eager attention: the kind ORT fuses)
+    called as model(input_ids, attention_mask) -> the first token's vector."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, heads: int) -> None:
+            super().__init__()
+            cfg = transformers.BertConfig(
+                vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=heads,
+                intermediate_size=64, max_position_embeddings=32, attn_implementation="eager",
+            )
+            torch.manual_seed(0)
+            self.bert = transformers.BertModel(cfg, add_pooling_layer=False)
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+
+    return lambda heads=2: Encoder(heads).eval()
+
+
+def _token_rows(n: int = 32, width: int = 24, vocab: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    ids = np.zeros((n, width), np.int64)
+    mask = np.zeros_like(ids)
+    for i, k in enumerate(rng.integers(2, width, n)):
+        ids[i, :k], mask[i, :k] = rng.integers(1, vocab, k), 1
+    return ids, mask
+
+
+@pytest.fixture(scope="session")
+def token_rows() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """token_rows(n=32, width=24, vocab=64): random token ids of random real lengths and their 0/1 mask."""
+    return _token_rows
+

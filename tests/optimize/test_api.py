@@ -11,7 +11,7 @@ import pytest
 import cpuwise.optimize as co
 from cpuwise.errors import BudgetError
 from cpuwise.optimize.evaluate import accuracy_metric
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes import PassContext, PassResult, TorchPass
 
 torch = pytest.importorskip("torch")
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from cpuwise.errors import ConfigError, ExportError
-from cpuwise.optimize.bench import ort_runner
 from cpuwise.optimize.export import export_onnx, load_model
-from cpuwise.optimize.session import make_session
+from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
 torch = pytest.importorskip("torch")
 

@@ -94,9 +94,8 @@ def test_minilm_chosen_within_budget_and_int8_checked(optimized: tuple[Any, Path
 def test_bucketed_embeddings_equal_unpadded(
     optimized: tuple[Any, Path], corpus: list[str], model: Any, tok: Any
 ) -> None:
-    from cpuwise.optimize.bench import ort_runner, run_all
-    from cpuwise.optimize.io import detect_sequence_spec
-    from cpuwise.optimize.session import make_session
+    from cpuwise.optimize.io import detect_sequence_spec, run_all
+    from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     result, _ = optimized
     fp32 = next(c for c in result.candidates if c.technique == "io")
@@ -140,9 +139,8 @@ def test_predictor_takes_text_and_caches(
 def test_transformer_fusion_keeps_outputs(
     optimized: tuple[Any, Path], corpus: list[str], tok: Any, tmp_path: Path
 ) -> None:
-    from cpuwise.optimize.bench import ort_runner
-    from cpuwise.optimize.fuse import fuse_transformer
-    from cpuwise.optimize.session import make_session
+    from cpuwise.optimize.passes.fuse import fuse_transformer
+    from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     result, _ = optimized
     src = Path(next(c for c in result.candidates if c.technique == "io").onnx_path)

@@ -34,9 +34,10 @@ def bench_cmd(
 
     from cpuwise import host
     from cpuwise.errors import CpuwiseError
-    from cpuwise.optimize.bench import IOConfig, rss_bytes, thread_sweep
+    from cpuwise.optimize.bench import rss_bytes
     from cpuwise.optimize.inputs import load_npz, synthetic_feed
-    from cpuwise.optimize.session import sweep_threads
+    from cpuwise.optimize.io import IOConfig
+    from cpuwise.optimize.runtimes.onnxruntime import sweep_threads, thread_sweep
 
     console = Console(stderr=json_out)
     try:
@@ -89,8 +90,9 @@ def bench_cmd(
 
 def _resolve(model: Path) -> tuple[Path, Any, Any, list[dict[str, Any]]]:
     # optimize's modules load only when the command runs (see bench_cmd)
-    from cpuwise.optimize import artifact
-    from cpuwise.optimize.bench import IOConfig
+    from cpuwise.optimize.deploy import artifact
+    from cpuwise.optimize.io import IOConfig
+    from cpuwise.optimize.runtimes.onnxruntime import onnx_io
 
     if model.is_dir() or model.name == artifact.CONFIG_FILE:
         folder, cfg = artifact.read(model)
@@ -100,7 +102,7 @@ def _resolve(model: Path) -> tuple[Path, Any, Any, list[dict[str, Any]]]:
             f"expected a .onnx file or an optimized folder, got {model}; for torch models run "
             "`cpuwise optimize MODEL.pt2` first"
         )
-    return model, IOConfig(), None, artifact.onnx_io(model)[0]
+    return model, IOConfig(), None, onnx_io(model)[0]
 
 
 def _peak_rss() -> int:

@@ -30,7 +30,7 @@ def optimize_cmd(
         "cpuwise-optimized"
     ),
     passes: Annotated[
-        str, typer.Option(help="Comma list of session,io,fuse,int8,prune,lowrank,distill or auto.")
+        str, typer.Option(help="Comma list of pass names (an unknown name lists them), or auto for all.")
     ] = "auto",
     quick: Annotated[bool, typer.Option("--quick", help="Fewer settings and repeats.")] = False,
     strict: Annotated[
@@ -44,10 +44,10 @@ def optimize_cmd(
 
     from cpuwise.errors import BudgetError, CpuwiseError
     from cpuwise.optimize.api import optimize
-    from cpuwise.optimize.artifact import onnx_io
     from cpuwise.optimize.evaluate import accuracy_metric
     from cpuwise.optimize.export import load_model
     from cpuwise.optimize.inputs import load_npz, synthetic_feed
+    from cpuwise.optimize.runtimes.onnxruntime import onnx_io
 
     console = Console(stderr=json_out)
     try:
@@ -88,7 +88,7 @@ def optimize_cmd(
             target=target,
             batch_size=batch_size,
             out_dir=out,
-            passes="auto" if passes == "auto" else [p.strip() for p in passes.split(",") if p.strip()],
+            passes=passes,
             calibrate=calibrate,
             quick=quick,
             strict=strict,

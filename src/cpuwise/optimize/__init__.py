@@ -10,31 +10,31 @@ Heavy libraries (torch, onnxruntime) are imported only when these functions run.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["optimize", "load", "Result", "Predictor", "PredictionCache", "MicroBatcher", "Budget"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cpuwise.optimize.api import Result, optimize
-    from cpuwise.optimize.cache import PredictionCache
-    from cpuwise.optimize.io import MicroBatcher
-    from cpuwise.optimize.runtime import Predictor, load
-    from cpuwise.optimize.search import Budget
+    from cpuwise.optimize.deploy.batcher import MicroBatcher
+    from cpuwise.optimize.deploy.cache import PredictionCache
+    from cpuwise.optimize.deploy.predictor import Predictor, load
+    from cpuwise.optimize.search.choose import Budget
 
 _WHERE = {
     "optimize": "cpuwise.optimize.api",
     "Result": "cpuwise.optimize.api",
-    "load": "cpuwise.optimize.runtime",
-    "Predictor": "cpuwise.optimize.runtime",
-    "PredictionCache": "cpuwise.optimize.cache",
-    "MicroBatcher": "cpuwise.optimize.io",
-    "Budget": "cpuwise.optimize.search",
+    "load": "cpuwise.optimize.deploy.predictor",
+    "Predictor": "cpuwise.optimize.deploy.predictor",
+    "PredictionCache": "cpuwise.optimize.deploy.cache",
+    "MicroBatcher": "cpuwise.optimize.deploy.batcher",
+    "Budget": "cpuwise.optimize.search.choose",
 }
 
 
 def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: `import cpuwise.optimize` loads none of the search."""
     if name in _WHERE:
-        import importlib
-
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'cpuwise.optimize' has no attribute {name!r}")

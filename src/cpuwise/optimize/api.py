@@ -8,8 +8,8 @@ predictor = cpuwise.optimize.load("minilm-opt")
 
 from __future__ import annotations
 
-import inspect
 import shutil
+import tempfile
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,18 +19,19 @@ from typing import Any
 import numpy as np
 
 from cpuwise import host
-from cpuwise._optional import require
 from cpuwise.errors import BudgetError, ConfigError
-from cpuwise.optimize import artifact, candidates
-from cpuwise.optimize.evaluate import TASKS, Score, score_outputs
-from cpuwise.optimize.export import export_onnx, load_model
-from cpuwise.optimize.fuse import attention_hint
-from cpuwise.optimize.io import Feed, SequenceSpec, detect_sequence_spec
-from cpuwise.optimize.measure import Judge
+from cpuwise.optimize import passes as registry
+from cpuwise.optimize import runtimes
+from cpuwise.optimize.deploy import artifact
+from cpuwise.optimize.evaluate import TASKS, Score
+from cpuwise.optimize.export import load_model
+from cpuwise.optimize.io import SequenceSpec
+from cpuwise.optimize.passes import Pass
 from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
-from cpuwise.optimize.search import TARGETS, Budget, Candidate, choose, pareto_front
+from cpuwise.optimize.search import loop
+from cpuwise.optimize.search.choose import TARGETS, Budget, Candidate, choose, pareto_front
 
-ALL_PASSES = ("session", "io", "fuse", "int8", "prune", "lowrank", "distill")
+ALL_PASSES = registry.REGISTERED  # the pass names `passes=` takes, in run order
 
 
 @dataclass
@@ -55,12 +56,15 @@ class Result:
 
     @property
     def markdown(self) -> str:
+        """The candidates table and the verdict, as markdown (what report.md holds)."""
         return to_markdown(self.rows, "cpuwise optimize") + "\n\n" + self.message
 
     def renderable(self) -> OptimizeReport:
+        """The same for a rich console."""
         return OptimizeReport(self.rows, self.message)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (what report.json holds)."""
         return {
             "message": self.message,
             "within_budget": self.within_budget,
@@ -71,34 +75,6 @@ class Result:
             "notes": self.notes,
             "extra": self.extra,
         }
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(x))
-
-
-def _as_feed(inputs: Any, names: list[str]) -> Feed:
-    if isinstance(inputs, dict):
-        return {k: _to_numpy(v) for k, v in inputs.items()}
-    arrays = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-    if len(arrays) != len(names):
-        raise ConfigError(f"expected {len(names)} input arrays for {names}, got {len(arrays)}")
-    return {n: _to_numpy(a) for n, a in zip(names, arrays, strict=True)}
-
-
-def _forward_names(module: Any, n: int) -> list[str]:
-    try:
-        params = [
-            p
-            for p in inspect.signature(module.forward).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        names = [p.name for p in params][:n]
-    except (TypeError, ValueError):
-        names = []
-    return names if len(names) == n and len(set(names)) == n else [f"input_{i}" for i in range(n)]
 
 
 def optimize(
@@ -114,7 +90,7 @@ def optimize(
     target: str = "latency",
     batch_size: int = 32,
     out_dir: str | Path | None = "cpuwise-optimized",
-    passes: Sequence[Any] | str = "auto",
+    passes: Sequence[str | Pass] | str = "auto",
     train_inputs: Any = None,
     input_names: list[str] | None = None,
     output_fn: Callable[[Any], Any] | None = None,
@@ -138,7 +114,8 @@ def optimize(
         max_drop: allowed drop of the score, absolute (0.01) or relative ("1%").
         min_row_agreement: embeddings only: also require every row's cosine >= this (worst case).
         target: "latency" (p50 at batch 1) or "throughput" (samples/s at batch `batch_size`).
-        passes: "auto" or a list of names from ALL_PASSES and/or TorchPass instances.
+        passes: "auto" (every registered pass), or pass names (a list, or "io,int8") and/or Pass
+            instances (e.g. `PrunePass(ratio=0.5)`); an unknown name is a ConfigError.
         train_inputs: rows for fine-tuning / distillation (defaults to eval_inputs, with a note).
         tokenizer_file: a tokenizers `tokenizer.json` to ship with the artifact so predict() takes text.
         calibrate: use eval_inputs to calibrate static INT8 (False: static falls back to dynamic).
@@ -156,67 +133,37 @@ def optimize(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     budget = Budget.parse(max_drop, min_row_agreement)
-    say = log or (lambda _m: None)
+    selected = registry.select(passes)
     eval_inputs = eval_inputs if eval_inputs is not None else example_inputs
     if eval_inputs is None:
         raise ConfigError("expected eval_inputs (or example_inputs) to measure candidates with, got neither")
     source = load_model(model) if isinstance(model, (str, Path)) else None
-    module = source.module if source is not None else model
     # out_dir=None: work in a temporary folder; only the chosen artifact survives (see _keep_only_chosen)
-    tmp = _tmpdir() if out_dir is None else None
+    tmp = Path(tempfile.mkdtemp(prefix="cpuwise-optimize-")) if out_dir is None else None
     work = Path(out_dir) / "candidates" if out_dir is not None else Path(str(tmp)) / "candidates"
     work.mkdir(parents=True, exist_ok=True)
     try:
-        notes: list[str] = []
-
-        if source is not None and source.onnx_path is not None:
-            onnx_fp32 = source.onnx_path
-            names = [i["name"] for i in artifact.onnx_io(onnx_fp32)[0]]
-            module = None
-        else:
-            n_in = (
-                len(eval_inputs)
-                if isinstance(eval_inputs, (tuple, list))
-                else (len(eval_inputs) if isinstance(eval_inputs, dict) else 1)
-            )
-            names = input_names or (
-                list(eval_inputs) if isinstance(eval_inputs, dict) else _forward_names(module, n_in)
-            )
-            if example_inputs is not None:
-                ex_feed = _as_feed(example_inputs, names)
-            else:  # a couple of eval rows are enough to trace the model
-                ex_feed = {k: v[: min(2, len(v))] for k, v in _as_feed(eval_inputs, names).items()}
-            torch = require("torch")
-            onnx_fp32 = export_onnx(
-                module,
-                tuple(torch.from_numpy(ex_feed[n]) for n in names),
-                work / "fp32.onnx",
-                input_names=names,
-            )
-            say(f"exported to {onnx_fp32}")
-        feed = _as_feed(eval_inputs, names)
-        spec = detect_sequence_spec(feed)
-        labels = _to_numpy(eval_labels) if eval_labels is not None else None
-        plan = candidates.Plan(
-            passes=passes,
-            quick=quick,
-            batch_size=batch_size,
-            target=target,
+        setup = loop.prepare(
+            source or model,
+            example_inputs,
+            eval_inputs=eval_inputs,
             work=work,
-            names=names,
-            cores=host.usable_cores(),
-            vnni=host.has_vnni(),
-            output_fn=output_fn,
             task=task,
-            train_feed=_as_feed(train_inputs, names) if train_inputs is not None else None,
-            time_budget_s=time_budget_s,
-            attention=attention_hint(module) if module is not None else None,
             budget=budget,
+            target=target,
+            batch_size=batch_size,
+            eval_labels=eval_labels,
+            metric=metric,
+            train_inputs=train_inputs,
+            input_names=input_names,
+            output_fn=output_fn,
             calibrate=calibrate,
             measure_reference=measure_reference,
+            quick=quick,
+            time_budget_s=time_budget_s,
+            log=log,
         )
-        reference = candidates.reference_outputs(module, onnx_fp32, feed, names, spec, batch_size, output_fn)
-        ref_score = score_outputs(reference, reference, task, metric=metric, labels=labels)
+        ref_score, spec = setup.reference_score, setup.judge.spec
         if budget.relative and abs(ref_score.value) <= 1e-12:
             raise ConfigError(
                 f"a relative max_drop ({max_drop!r}) needs a reference score away from 0, found "
@@ -224,25 +171,8 @@ def optimize(
                 "allows a drop of exactly 0. Fix: pass an absolute max_drop (e.g. max_drop=1e-4), or "
                 "task='embedding' / 'classifier' (or a metric with eval_labels)"
             )
-        judge = Judge(
-            feed=feed,
-            reference=reference,
-            task=task,
-            spec=spec,
-            metric=metric,
-            labels=labels,
-            reference_score=ref_score.value,
-            latency_requests=15 if quick else 50,
-            repeats=1 if quick else 3,
-            time_budget_s=6.0 if quick else 20.0,
-            log=say,
-        )
-        cands, baseline = candidates.run_all_candidates(plan, judge, module, Path(onnx_fp32), notes)
-        trained = any(c.technique in ("prune", "lowrank", "distill") for c in cands)
-        if train_inputs is None and trained:
-            notes.append(
-                "no train_inputs: fine-tuning/distillation used eval_inputs, so their scores are optimistic"
-            )
+        found = loop.run(selected, setup)
+        cands, baseline, notes = found.candidates, found.baseline, found.notes
         choice = choose(cands, ref_score.value, budget, target)
         front = pareto_front(cands, target)
         rows = table_rows(cands, baseline, ref_score.value, target, choice.chosen, front)
@@ -289,12 +219,13 @@ def _save(
     tokenizer_file: str | Path | None,
     max_length: int | None,
 ) -> None:
+    """Write the chosen candidate's artifact: its model, how it was measured (cpuwise.json), the reports."""
     assert chosen.onnx_path is not None and result.out_dir is not None
-    inputs, output = artifact.onnx_io(chosen.onnx_path)
+    inputs, output = runtimes.get().model_io(chosen.onnx_path)
     cfg = artifact.RunConfig(
         inputs=inputs,
         output=output,
-        session=chosen.settings or artifact.SessionSettings(),
+        session=chosen.settings or runtimes.get().default_settings(),
         io=chosen.io,
         sequence=spec if chosen.io.dynamic_padding else None,
         task=task,
@@ -331,9 +262,3 @@ def _keep_only_chosen(result: Result, tmp: Path, work: Path) -> None:
     if chosen.onnx_path is not None and Path(chosen.onnx_path).resolve().is_relative_to(work.resolve()):
         chosen.onnx_path = str(tmp / artifact.MODEL_FILE)
     weakref.finalize(result, shutil.rmtree, str(tmp), True)
-
-
-def _tmpdir() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="cpuwise-optimize-"))

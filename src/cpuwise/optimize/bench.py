@@ -14,24 +14,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import psutil
 
-from cpuwise.optimize.io import Feed, SequenceSpec, run_batched, take, trim
-
-
-@dataclass(frozen=True)
-class IOConfig:
-    """Input tricks used when running a model."""
-
-    dynamic_padding: bool = False
-    bucket_multiple: int = 8
-    batch_size: int = 32
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from cpuwise._optional import require
+from cpuwise.optimize.io import Feed, IOConfig, SequenceSpec, run_all, take, trim
 
 
 @dataclass
 class BenchResult:
+    """What `measure` found: latency percentiles at batch 1, throughput at `batch_size`, memory."""
+
     p50_ms: float
     p90_ms: float
     throughput: float  # samples / s at batch `batch_size`
@@ -44,8 +36,7 @@ class BenchResult:
 
 
 def rss_bytes() -> int:
-    import psutil
-
+    """This process's resident memory now."""
     return int(psutil.Process().memory_info().rss)
 
 
@@ -57,13 +48,6 @@ def single_rows(feed: Feed, n: int, spec: SequenceSpec | None, io: IOConfig) -> 
     if spec is not None and io.dynamic_padding:
         out = [trim(f, spec, io.bucket_multiple) for f in out]
     return out
-
-
-def run_all(
-    run: Callable[[Feed], np.ndarray], feed: Feed, spec: SequenceSpec | None, io: IOConfig
-) -> np.ndarray:
-    """Outputs for every row of `feed`, using the I/O tricks in `io`."""
-    return run_batched(run, feed, io.batch_size, spec if io.dynamic_padding else None, io.bucket_multiple)
 
 
 def measure(
@@ -111,23 +95,10 @@ def measure(
     )
 
 
-def ort_runner(session: Any) -> Callable[[Feed], np.ndarray]:
-    """A runner for an ORT session that returns its first output; extra feed keys are ignored."""
-    names = [i.name for i in session.get_inputs()]
-    out = session.get_outputs()[0].name
-
-    def run(feed: Feed) -> np.ndarray:
-        return np.asarray(session.run([out], {n: feed[n] for n in names})[0])
-
-    return run
-
-
 def torch_runner(
     model: Any, names: list[str], output_fn: Callable[[Any], Any] | None = None
 ) -> Callable[[Feed], np.ndarray]:
     """A runner for a torch module called as `model(*[feed[n] for n in names])` (eager, no grad)."""
-    from cpuwise._optional import require
-
     torch = require("torch")
 
     def run(feed: Feed) -> np.ndarray:
@@ -140,35 +111,3 @@ def torch_runner(
             return np.asarray(y.float().numpy())
 
     return run
-
-
-def thread_sweep(
-    model_path: Any,
-    feed: Feed,
-    threads: list[int],
-    *,
-    spec: SequenceSpec | None = None,
-    io: IOConfig | None = None,
-    latency_requests: int = 30,
-    repeats: int = 2,
-) -> list[tuple[int, BenchResult]]:
-    """Measure the ONNX model at each intra-op thread count (spinning on; graph level all)."""
-    from cpuwise.optimize.session import SessionSettings, make_session
-
-    out = []
-    for t in threads:
-        sess = make_session(model_path, SessionSettings(intra_op_threads=t))
-        out.append(
-            (
-                t,
-                measure(
-                    ort_runner(sess),
-                    feed,
-                    spec=spec,
-                    io=io,
-                    latency_requests=latency_requests,
-                    repeats=repeats,
-                ),
-            )
-        )
-    return out

@@ -20,6 +20,8 @@ TASKS = ("embedding", "classifier", "generic")
 
 @dataclass(frozen=True)
 class Score:
+    """How close a candidate's outputs are to the reference (higher is better), or why they are invalid."""
+
     value: float  # higher is better; compared with the reference's value for the budget
     name: str  # "cosine_mean", "top1_agreement", "metric", "neg_max_abs_err"
     extra: dict[str, float] = field(default_factory=dict)  # e.g. {"cosine_min": 0.98}
@@ -31,6 +33,7 @@ class Score:
 
 
 def cosine_rows(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `out` with the same row of `ref` (rows flattened)."""
     a = out.reshape(len(out), -1).astype(np.float64)
     b = ref.reshape(len(ref), -1).astype(np.float64)
     denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)

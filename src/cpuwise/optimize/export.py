@@ -169,6 +169,7 @@ def _export_error(model: Any, inputs: tuple[Any, ...], exc: Exception, opset: in
 def locate_op(model: Any, inputs: tuple[Any, ...], op: str) -> str | None:
     """The dotted path of the innermost module that calls aten `op` (e.g. 'aten::erfinv'), or None."""
     torch = require("torch")
+    # lazy: torch is heavy and optional; this runs only when an export failed
     from torch.utils._python_dispatch import TorchDispatchMode
 
     wanted = op.split("::")[-1]

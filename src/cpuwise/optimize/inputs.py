@@ -1,4 +1,4 @@
-"""Inputs for the command line: arrays from an .npz file, or synthetic rows shaped like the model's inputs.
+"""Inputs as feeds: what a caller passes (tensors or arrays), an .npz file, or synthetic rows.
 
 Synthetic rows are fine for timing and for agreement with FP32, but not for calibrating static INT8
 (the command line then turns calibration off, so static INT8 falls back to dynamic with a note).
@@ -6,6 +6,7 @@ Synthetic rows are fine for timing and for agreement with FP32, but not for cali
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,45 @@ import numpy as np
 
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.io import Feed
+from cpuwise.optimize.runtimes.onnxruntime import ORT_DTYPES
 
-_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(float16)": np.float16,
-    "tensor(bool)": np.bool_,
-}
 LABEL_KEYS = ("labels", "label", "y")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A contiguous numpy array from an array or a (CPU or device) tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(x))
+
+
+def as_feed(inputs: Any, names: list[str]) -> Feed:
+    """A feed from a dict of arrays, a tuple/list of arrays in `names` order, or one array."""
+    if isinstance(inputs, dict):
+        return {k: to_numpy(v) for k, v in inputs.items()}
+    arrays = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    if len(arrays) != len(names):
+        raise ConfigError(f"expected {len(names)} input arrays for {names}, got {len(arrays)}")
+    return {n: to_numpy(a) for n, a in zip(names, arrays, strict=True)}
+
+
+def count_inputs(inputs: Any) -> int:
+    """How many model inputs `inputs` holds (a tuple/list or dict of arrays, or one array)."""
+    return len(inputs) if isinstance(inputs, (tuple, list, dict)) else 1
+
+
+def forward_names(module: Any, n: int) -> list[str]:
+    """The names of the first `n` parameters of `module.forward`, or input_0..input_{n-1}."""
+    try:
+        params = [
+            p
+            for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        names = [p.name for p in params][:n]
+    except (TypeError, ValueError):
+        names = []
+    return names if len(names) == n and len(set(names)) == n else [f"input_{i}" for i in range(n)]
 
 
 def load_npz(path: str | Path, names: list[str]) -> tuple[Feed, np.ndarray | None]:
@@ -52,7 +82,7 @@ def synthetic_feed(inputs: list[dict[str, Any]], rows: int = 64, seq: int = 32, 
     feed: Feed = {}
     for spec in inputs:
         shape = [rows] + [d if isinstance(d, int) and d > 0 else seq for d in spec["shape"][1:]]
-        dtype = _DTYPES.get(spec["dtype"], np.float32)
+        dtype = ORT_DTYPES.get(spec["dtype"], np.float32)
         name = spec["name"].lower()
         if np.issubdtype(dtype, np.floating):
             feed[spec["name"]] = rng.standard_normal(shape).astype(dtype)

@@ -1,4 +1,4 @@
-"""Input shape tricks: dynamic padding with length buckets, and batching of concurrent requests.
+"""Input shape tricks: dynamic padding with length buckets, and length-sorted batches.
 
 Sequence models are usually fed padded to a fixed length (128) although real inputs are short. Here a
 batch is padded only to its longest real sequence, rounded up to a bucket (a multiple of `multiple`, so
@@ -9,16 +9,25 @@ A `Feed` is a dict of input name -> numpy array with the batch on axis 0.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 Feed = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class IOConfig:
+    """Input tricks used when running a model."""
+
+    dynamic_padding: bool = False
+    bucket_multiple: int = 8
+    batch_size: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ def trim(feed: Feed, spec: SequenceSpec, multiple: int = 8) -> Feed:
 
 
 def take(feed: Feed, idx: np.ndarray | slice) -> Feed:
+    """The rows `idx` of every input."""
     return {k: v[idx] for k, v in feed.items()}
 
 
@@ -120,83 +130,8 @@ def run_batched(
     return out
 
 
-class MicroBatcher:
-    """Batches concurrent single requests: waits up to `max_wait_ms` for up to `max_batch` of them.
-
-    mb = MicroBatcher(predict_feed, max_batch=16, max_wait_ms=2, spec=spec)
-    y = mb.submit({"input_ids": ids, "attention_mask": mask}).result()
-    mb.close()
-    """
-
-    def __init__(
-        self,
-        run: Callable[[Feed], np.ndarray],
-        *,
-        max_batch: int = 16,
-        max_wait_ms: float = 2.0,
-        spec: SequenceSpec | None = None,
-    ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self._run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
-        self._spec = spec
-        self._q: queue.Queue[tuple[Feed, Future[np.ndarray]] | None] = queue.Queue()
-        self.batches_run = 0
-        self._thread = threading.Thread(target=self._loop, name="cpuwise-microbatcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, feed: Feed) -> Future[np.ndarray]:
-        fut: Future[np.ndarray] = Future()
-        self._q.put((feed, fut))
-        return fut
-
-    def close(self) -> None:
-        self._q.put(None)
-        self._thread.join()
-
-    def __enter__(self) -> MicroBatcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _loop(self) -> None:
-        import time
-
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            items = [item]
-            deadline = time.perf_counter() + self.max_wait
-            stop = False
-            while len(items) < self.max_batch:
-                try:
-                    nxt = self._q.get(timeout=max(0.0, deadline - time.perf_counter()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                items.append(nxt)
-            self._serve(items)
-            if stop:
-                return
-
-    def _serve(self, items: list[tuple[Feed, Future[np.ndarray]]]) -> None:
-        feeds = [f for f, _ in items]
-        sizes = [len(next(iter(f.values()))) for f in feeds]
-        try:
-            batch = stack(feeds, self._spec)
-            if self._spec is not None:
-                batch = trim(batch, self._spec)
-            out = self._run(batch)
-            self.batches_run += 1
-        except Exception as exc:  # noqa: BLE001 - the error goes to every waiting caller
-            for _, fut in items:
-                fut.set_exception(exc)
-            return
-        start = 0
-        for (_, fut), k in zip(items, sizes, strict=True):
-            fut.set_result(out[start : start + k])
-            start += k
+def run_all(
+    run: Callable[[Feed], np.ndarray], feed: Feed, spec: SequenceSpec | None, io: IOConfig
+) -> np.ndarray:
+    """Outputs for every row of `feed`, using the I/O tricks in `io`."""
+    return run_batched(run, feed, io.batch_size, spec if io.dynamic_padding else None, io.bucket_multiple)

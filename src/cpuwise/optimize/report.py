@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cpuwise.optimize.search import Candidate, speed
+from rich.table import Table
+
+from cpuwise.optimize.search.choose import Candidate, speed
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -73,6 +75,7 @@ HEADERS = ["technique", "speed-up", "p50 ms (b1)", "samples/s", "accuracy change
 
 
 def to_markdown(rows: list[dict[str, Any]], title: str = "") -> str:
+    """The table as markdown, with the legend for the chosen and Pareto marks."""
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "---|" * len(HEADERS))
@@ -90,8 +93,6 @@ class OptimizeReport:
         self.rows, self.message, self.title = rows, message, title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.table import Table
-
         table = Table(title=self.title, show_lines=False)
         for h in HEADERS:
             table.add_column(

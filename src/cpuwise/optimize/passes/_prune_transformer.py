@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cpuwise._optional import require
+from cpuwise.optimize.passes._torchutil import run_hooked
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -62,7 +63,6 @@ def _slice_linear(lin: torch.nn.Linear, rows: torch.Tensor | None = None,
 def activation_stats(model: torch.nn.Module, layers: list[Any],
                      batches: list[tuple[Any, ...]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer: (mean |FFN activation| per neuron, mean context-vector norm per head) over `batches`."""
-    torch = require("torch")
     sums: list[list[Any]] = [[0.0, 0.0, 0] for _ in layers]
     hooks = []
     for k, layer in enumerate(layers):
@@ -81,13 +81,7 @@ def activation_stats(model: torch.nn.Module, layers: list[Any],
 
         hooks.append(layer.intermediate.register_forward_hook(ffn_hook))
         hooks.append(sa.register_forward_hook(head_hook))
-    try:
-        with torch.no_grad():
-            for inputs in batches:
-                model(*inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, batches, hooks)
     return [(s[0] / max(s[2], 1), s[1] / max(s[2], 1)) for s in sums]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cpuwise._optional import require
@@ -14,7 +14,7 @@ from cpuwise.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from cpuwise.optimize.passes.base import PassContext
+    from cpuwise.optimize.passes.torchpass import PassContext
 
 
 def clone(model: torch.nn.Module) -> torch.nn.Module:
@@ -23,6 +23,7 @@ def clone(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters (elements) of `model`."""
     return int(sum(p.numel() for p in model.parameters()))
 
 
@@ -46,14 +47,22 @@ def count_macs(model: torch.nn.Module, example_inputs: tuple[Any, ...]) -> int |
     hooks = [m.register_forward_hook(hook) for m in model.modules()
              if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     try:
-        with torch.no_grad():
-            model(*as_inputs(example_inputs))
+        run_hooked(model, [as_inputs(example_inputs)], hooks)
     except Exception:  # noqa: BLE001 - MACs are informative only
         return None
+    return total
+
+
+def run_hooked(model: torch.nn.Module, batches: Iterable[tuple[Any, ...]], hooks: list[Any]) -> None:
+    """Call `model(*inputs)` for each batch without gradients, then remove the `hooks` (also on error)."""
+    torch = require("torch")
+    try:
+        with torch.no_grad():
+            for inputs in batches:
+                model(*inputs)
     finally:
         for h in hooks:
             h.remove()
-    return total
 
 
 def as_inputs(inputs: Any) -> tuple[Any, ...]:

@@ -30,7 +30,8 @@ from cpuwise.optimize.passes._torchutil import (
     seeded,
     train_student,
 )
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes.prune import PrunePass
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,6 +50,7 @@ class DistillPass(TorchPass):
     """
 
     name = "distill"
+    trains = True
 
     def __init__(self, layer_stride: int = 2, width: float = 0.5, epochs: int = 3, lr: float | None = None,
                  temperature: float = 2.0, alpha: float = 0.5) -> None:
@@ -109,8 +111,6 @@ class DistillPass(TorchPass):
         return PassResult(student.eval(), params=params, notes=notes)
 
     def _narrow(self, model: torch.nn.Module, ctx: PassContext) -> torch.nn.Module:
-        from cpuwise.optimize.passes.prune import PrunePass
-
         init_ctx = dataclasses.replace(ctx, train_batches=None)
         return PrunePass(ratio=1.0 - self.width, finetune_epochs=0).run(model, init_ctx).model
 

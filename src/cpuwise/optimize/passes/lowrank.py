@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from cpuwise._optional import require
 from cpuwise.errors import ConfigError
-from cpuwise.optimize.passes._torchutil import as_inputs, clone, count_macs, count_params, train_student
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes._torchutil import (
+    as_inputs,
+    clone,
+    count_macs,
+    count_params,
+    run_hooked,
+    train_student,
+)
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,6 +56,7 @@ class LowRankPass(TorchPass):
     """
 
     name = "lowrank"
+    trains = True
 
     def __init__(self, energy: float = 0.95, max_mac_fraction: float = 0.8, finetune_epochs: int = 0,
                  lr: float = 1e-4, skip_output_layer: bool = False) -> None:
@@ -136,12 +144,7 @@ def _io_shapes(model: torch.nn.Module, example: tuple[Any, ...]
                     w = mod.weight.detach() if mod.weight is not None else torch.ones_like(mod.running_var)
                     bn_scale[src] = (w / (mod.running_var + mod.eps).sqrt()).abs().clamp(min=1e-8)
             hooks.append(m.register_forward_pre_hook(bn_hook))
-    try:
-        with torch.no_grad():
-            model(*example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, [example], hooks)
     return shapes, bn_scale
 
 

@@ -24,10 +24,11 @@ from cpuwise.optimize.passes._torchutil import (
     count_macs,
     count_params,
     pick_output,
+    run_hooked,
     seeded,
     train_student,
 )
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -51,6 +52,7 @@ class PrunePass(TorchPass):
     """
 
     name = "prune"
+    trains = True
 
     def __init__(self, ratio: float = 0.3, importance: str = "magnitude", finetune_epochs: int = 2,
                  lr: float = 1e-3, round_to: int | None = 8, prune_heads: bool = True) -> None:
@@ -144,12 +146,7 @@ def _last_layer_run(model: torch.nn.Module, example: tuple[Any, ...]) -> torch.n
     order: list[torch.nn.Module] = []
     hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
              for m in model.modules() if isinstance(m, (th.nn.Conv2d, th.nn.Linear))]
-    try:
-        with th.no_grad():
-            model(*example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, [example], hooks)
     return order[-1] if order else None
 
 

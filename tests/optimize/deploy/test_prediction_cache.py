@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cpuwise.optimize.cache import PredictionCache, content_key
+from cpuwise.optimize.deploy.cache import PredictionCache, content_key
 
 
 def feed(i: int) -> dict[str, np.ndarray]:

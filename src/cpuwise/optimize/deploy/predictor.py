@@ -1,6 +1,6 @@
 """Serve an optimized model with the tricks that were measured: `cpuwise.optimize.load(path).predict(x)`.
 
-The Predictor builds the ONNX Runtime session with the chosen settings, tokenises text when the artifact
+The Predictor builds the runtime's session with the chosen settings, tokenises text when the artifact
 carries a tokenizer, pads each batch only to its real length (bucketed), sorts long inputs into batches
 of similar length, and answers repeated inputs from a byte-bounded LRU cache.
 
@@ -17,20 +17,12 @@ import numpy as np
 
 from cpuwise._optional import require
 from cpuwise.errors import ConfigError
-from cpuwise.optimize.artifact import RunConfig, read
-from cpuwise.optimize.bench import ort_runner, run_all
-from cpuwise.optimize.cache import PredictionCache, content_key
-from cpuwise.optimize.io import Feed, MicroBatcher, lengths, take
-from cpuwise.optimize.session import make_session
-
-_NP_DTYPES = {
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(bool)": np.bool_,
-}
+from cpuwise.optimize import runtimes
+from cpuwise.optimize.deploy.artifact import RunConfig, read
+from cpuwise.optimize.deploy.batcher import MicroBatcher
+from cpuwise.optimize.deploy.cache import PredictionCache, content_key
+from cpuwise.optimize.io import Feed, lengths, run_all, take
+from cpuwise.optimize.runtimes.onnxruntime import ORT_DTYPES
 
 
 class Predictor:
@@ -38,8 +30,9 @@ class Predictor:
 
     def __init__(self, folder: Path, cfg: RunConfig, *, cache: bool = True) -> None:
         self.folder, self.config = folder, cfg
-        self.session = make_session(folder / cfg.model, cfg.session)
-        self._run = ort_runner(self.session)
+        runtime = runtimes.get()
+        self.session = runtime.session(folder / cfg.model, cfg.session)
+        self._run = runtime.runner(self.session)
         self.input_names = [i["name"] for i in cfg.inputs]
         self.cache = PredictionCache(cfg.cache_max_bytes) if cache and cfg.cache_max_bytes > 0 else None
         self.tokenizer = None
@@ -65,7 +58,7 @@ class Predictor:
                 )
             feed = {n: np.asarray(a) for n, a in zip(self.input_names, arrays, strict=True)}
         for spec in self.config.inputs:
-            want = _NP_DTYPES.get(spec["dtype"])
+            want = ORT_DTYPES.get(spec["dtype"])
             if spec["name"] not in feed:
                 raise ConfigError(f"missing input '{spec['name']}'; the model takes {self.input_names}")
             if want is not None and feed[spec["name"]].dtype != want:
@@ -93,6 +86,7 @@ class Predictor:
         return self.predict_feed(self.to_feed(inputs))
 
     def predict_feed(self, feed: Feed) -> np.ndarray:
+        """Outputs for every row of a feed; rows seen before come from the cache (padding ignored)."""
         spec, io = self.config.sequence, self.config.io
         if self.cache is None:
             return run_all(self._run, feed, spec, io)

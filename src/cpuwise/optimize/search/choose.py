@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpuwise.errors import ConfigError
-from cpuwise.optimize.bench import BenchResult, IOConfig
+from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
-from cpuwise.optimize.session import SessionSettings
+from cpuwise.optimize.io import IOConfig
+from cpuwise.optimize.runtimes import Settings
 
 TARGETS = ("latency", "throughput")
 
 
 @dataclass(frozen=True)
 class Budget:
+    """How much the score may drop below the reference's: absolute, or relative to the reference."""
+
     max_drop: float
     relative: bool = False
     min_row: float | None = None  # embeddings: every row's cosine must reach this (worst case, not mean)
@@ -43,9 +46,11 @@ class Budget:
         return cls(number / 100 if rel else number, rel, min_row)
 
     def allowed(self, reference: float) -> float:
+        """The largest drop allowed below a reference score."""
         return abs(reference) * self.max_drop if self.relative else self.max_drop
 
     def label(self) -> str:
+        """The budget in words, for messages."""
         text = (
             f"{self.max_drop * 100:g}% of the reference" if self.relative else f"{self.max_drop:g} absolute"
         )
@@ -61,7 +66,7 @@ class Candidate:
     fp32: bool = True  # lossless: the model as given in FP32 (False for INT8 and prune/lowrank/distill)
     deployable: bool = True  # False for the torch eager reference
     onnx_path: str | None = None
-    settings: SessionSettings | None = None
+    settings: Settings | None = None  # the runtime's session settings it was measured with
     io: IOConfig = field(default_factory=IOConfig)
     bench: BenchResult | None = None
     score: Score | None = None
@@ -72,6 +77,7 @@ class Candidate:
 
     @property
     def ok(self) -> bool:
+        """Ran, was timed and scored, and its outputs are valid."""
         return not self.dropped and self.bench is not None and self.score is not None and self.score.valid
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,22 +98,38 @@ class Candidate:
         }
 
 
-def speed(c: Candidate, target: str) -> float:
+def bench_speed(bench: BenchResult, target: str) -> float:
     """Higher is faster: 1/p50 latency at batch 1, or throughput at batch N."""
+    return 1000.0 / bench.p50_ms if target == "latency" else bench.throughput
+
+
+def speed(c: Candidate, target: str) -> float:
+    """The candidate's `bench_speed` (it must have run)."""
     assert c.bench is not None
-    return 1000.0 / c.bench.p50_ms if target == "latency" else c.bench.throughput
+    return bench_speed(c.bench, target)
 
 
 def drop(c: Candidate, reference: float) -> float:
+    """How far the candidate's score is below the reference's (negative: above it)."""
     assert c.score is not None
     return reference - c.score.value
 
 
 def within(c: Candidate, reference: float, budget: Budget) -> bool:
+    """True when the candidate ran and its drop (and, with `min_row`, its worst row) fits the budget."""
     if not c.ok or drop(c, reference) > budget.allowed(reference):
         return False
     worst = c.score.extra.get("cosine_min") if c.score is not None else None
     return budget.min_row is None or worst is None or worst >= budget.min_row
+
+
+def faster(a: Candidate, b: Candidate, target: str) -> Candidate:
+    """The faster of two candidates for `target`, counting only those that ran; `b` on a tie."""
+    if not a.ok:
+        return b
+    if not b.ok:
+        return a
+    return a if speed(a, target) > speed(b, target) else b
 
 
 def pareto_front(cands: list[Candidate], target: str) -> list[Candidate]:
@@ -131,6 +153,8 @@ def pareto_front(cands: list[Candidate], target: str) -> list[Candidate]:
 
 @dataclass
 class Choice:
+    """The chosen candidate (None when none ran), whether it fits the budget, and why it was chosen."""
+
     chosen: Candidate | None
     within_budget: bool
     message: str

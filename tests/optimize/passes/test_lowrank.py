@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from cpuwise.optimize.passes.base import PassContext  # noqa: E402
+from cpuwise.optimize.passes import PassContext  # noqa: E402
 from cpuwise.optimize.passes.lowrank import LowRankPass, rank_for_energy  # noqa: E402
 from cpuwise.zoo.digits import accuracy, load_digits_data, train_digits_cnn  # noqa: E402
 

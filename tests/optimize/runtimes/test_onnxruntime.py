@@ -1,4 +1,4 @@
-"""INT8 recipes for the CPU's features; static without calibration falls back to dynamic."""
+"""ONNX Runtime: the settings grid and thread counts (pure), INT8 recipes for the CPU, the quantizer."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cpuwise.optimize import quantize as q
 from cpuwise.optimize.export import export_onnx
+from cpuwise.optimize.runtimes import onnxruntime as q
+from cpuwise.optimize.runtimes.onnxruntime import SessionSettings, settings_grid, sweep_threads
 
 onnx = pytest.importorskip("onnx")
 
@@ -24,6 +25,17 @@ def mlp_onnx(
 ) -> Path:
     model, x, _ = digits_mlp
     return export_onnx(model, (x[:2],), tmp_path_factory.mktemp("q") / "mlp.onnx", input_names=["x"])
+
+
+def test_settings_grid_and_sweep() -> None:
+    grid = settings_grid(2, quick=True)
+    assert {s.intra_op_threads for s in grid} == {1, 2}
+    assert SessionSettings(intra_op_threads=2, spinning=False) in grid
+    assert not any(s.intra_op_threads == 1 and not s.spinning for s in grid)
+    assert any(s.execution_mode == "parallel" for s in settings_grid(8))
+    assert sweep_threads(6) == [1, 2, 4, 6] and sweep_threads(1) == [1]
+    s = SessionSettings(graph_level="basic", intra_op_threads=3, spinning=False)
+    assert SessionSettings.from_dict(s.to_dict()) == s
 
 
 def test_recipes_without_vnni_lead_with_saturation_safe_ones() -> None:
@@ -58,8 +70,7 @@ def test_static_with_calibration_writes_qdq(
 def test_dynamic_int8_stays_close_to_fp32(
     mlp_onnx: Path, tmp_path: Path, digits_mlp: tuple[Any, np.ndarray, np.ndarray]
 ) -> None:
-    from cpuwise.optimize.bench import ort_runner
-    from cpuwise.optimize.session import make_session
+    from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     _, x, _ = digits_mlp
     dst = tmp_path / "d.onnx"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cpuwise.errors import ConfigError
-from cpuwise.optimize.bench import IOConfig
-from cpuwise.optimize.io import SequenceSpec
-from cpuwise.optimize.session import SessionSettings
+from cpuwise.optimize import runtimes
+from cpuwise.optimize.io import IOConfig, SequenceSpec
+from cpuwise.optimize.runtimes import Settings
 
 FORMAT = "cpuwise-optimized/1"
 MODEL_FILE = "model.onnx"
@@ -25,10 +25,12 @@ CONFIG_FILE = "cpuwise.json"
 
 @dataclass
 class RunConfig:
+    """Everything `load()` needs to run the model as it was measured; `cpuwise.json` is its `to_dict()`."""
+
     model: str = MODEL_FILE
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, dtype, shape (None = dynamic)
     output: str = "output"
-    session: SessionSettings = field(default_factory=SessionSettings)
+    session: Settings = field(default_factory=lambda: runtimes.get().default_settings())
     io: IOConfig = field(default_factory=IOConfig)
     sequence: SequenceSpec | None = None
     cache_max_bytes: int = 64 << 20
@@ -61,7 +63,7 @@ class RunConfig:
             model=d["model"],
             inputs=d["inputs"],
             output=d["output"],
-            session=SessionSettings.from_dict(d["session"]),
+            session=runtimes.get().settings_from_dict(d["session"]),
             io=IOConfig(**d["io"]),
             sequence=SequenceSpec.from_dict(d["sequence"]) if d.get("sequence") else None,
             cache_max_bytes=int(d.get("cache", {}).get("max_bytes", 0)),
@@ -70,18 +72,6 @@ class RunConfig:
             task=d.get("task", "generic"),
             info=d.get("info", {}),
         )
-
-
-def onnx_io(path: str | Path) -> tuple[list[dict[str, Any]], str]:
-    """Input descriptions and the first output name of an ONNX model."""
-    from cpuwise.optimize.session import SessionSettings, make_session
-
-    sess = make_session(path, SessionSettings(graph_level="disable", intra_op_threads=1))
-    inputs = [
-        {"name": i.name, "dtype": i.type, "shape": [d if isinstance(d, int) else None for d in i.shape]}
-        for i in sess.get_inputs()
-    ]
-    return inputs, sess.get_outputs()[0].name
 
 
 def save(

@@ -49,6 +49,7 @@ class PredictionCache:
         return len(self._items)
 
     def get(self, feed: dict[str, np.ndarray] | str) -> np.ndarray | None:
+        """The cached output for a feed (or its `content_key`), None on a miss."""
         key = feed if isinstance(feed, str) else content_key(feed)
         with self._lock:
             value = self._items.get(key)
@@ -60,6 +61,7 @@ class PredictionCache:
             return value
 
     def put(self, feed: dict[str, np.ndarray] | str, value: np.ndarray) -> None:
+        """Cache a copy of `value`, evicting the least recently used outputs beyond `max_bytes`."""
         key = feed if isinstance(feed, str) else content_key(feed)
         value = np.array(value, copy=True)  # callers may reuse their buffer
         size = int(value.nbytes)

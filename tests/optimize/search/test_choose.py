@@ -1,4 +1,4 @@
-"""The budget, the Pareto front and the choice (pure)."""
+"""The budget, the Pareto front and the choice, including the impossible-budget fallback (pure)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
-from cpuwise.optimize.search import Budget, Candidate, choose, pareto_front, within
+from cpuwise.optimize.search.choose import Budget, Candidate, choose, pareto_front, within
 
 
 def cand(
@@ -19,6 +19,7 @@ def cand(
     p50: float,
     score: float,
     *,
+    technique: str = "x",
     fp32: bool = True,
     thr: float = 100.0,
     valid: bool = True,
@@ -28,7 +29,7 @@ def cand(
     extra = {"cosine_min": cos_min} if cos_min is not None else {}
     return Candidate(
         name,
-        "x",
+        technique,
         fp32=fp32,
         deployable=deployable,
         bench=BenchResult(p50, p50, thr, 32),
@@ -105,3 +106,17 @@ def test_chosen_is_never_outside_the_budget(
         assert c.chosen.bench.p50_ms == min(x.bench.p50_ms for x in fits)
     else:
         assert all(not (x.ok and 1.0 - x.score.value <= max_drop) for x in cs)
+
+
+def test_impossible_budget_never_falls_back_to_a_lossy_model() -> None:
+    onnx = cand("onnx", 10, 0.9999, technique="onnx")
+    prune = cand("prune", 3, 0.60, technique="prune", fp32=False)
+    c = choose([onnx, prune], 1.0, Budget(0.0), "latency")
+    assert not c.within_budget and c.chosen is onnx and "budget impossible" in c.message
+
+
+def test_impossible_budget_without_lossless_keeps_the_most_accurate() -> None:
+    int8 = cand("int8", 2, 0.8, technique="int8", fp32=False)
+    prune = cand("prune", 1, 0.6, technique="prune", fp32=False)
+    c = choose([prune, int8], 1.0, Budget(0.0), "latency")
+    assert not c.within_budget and c.chosen is int8 and "most accurate" in c.message

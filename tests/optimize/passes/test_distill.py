@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
 pytest.importorskip("sklearn")
 
-from cpuwise.optimize.passes.base import PassContext  # noqa: E402
+from cpuwise.optimize.passes import PassContext  # noqa: E402
 from cpuwise.optimize.passes.distill import DistillPass  # noqa: E402
 from cpuwise.zoo.digits import accuracy, load_digits_data, train_digits_cnn  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Session settings grid (pure) and the report renderers."""
+"""The optimize report: one row per candidate as data, markdown and a rich table."""
 
 from __future__ import annotations
 
@@ -9,19 +9,7 @@ from rich.console import Console
 from cpuwise.optimize.bench import BenchResult
 from cpuwise.optimize.evaluate import Score
 from cpuwise.optimize.report import OptimizeReport, table_rows, to_markdown
-from cpuwise.optimize.search import Candidate
-from cpuwise.optimize.session import SessionSettings, settings_grid, sweep_threads
-
-
-def test_settings_grid_and_sweep() -> None:
-    grid = settings_grid(2, quick=True)
-    assert {s.intra_op_threads for s in grid} == {1, 2}
-    assert SessionSettings(intra_op_threads=2, spinning=False) in grid
-    assert not any(s.intra_op_threads == 1 and not s.spinning for s in grid)
-    assert any(s.execution_mode == "parallel" for s in settings_grid(8))
-    assert sweep_threads(6) == [1, 2, 4, 6] and sweep_threads(1) == [1]
-    s = SessionSettings(graph_level="basic", intra_op_threads=3, spinning=False)
-    assert SessionSettings.from_dict(s.to_dict()) == s
+from cpuwise.optimize.search.choose import Candidate
 
 
 def test_report_renders_table_with_chosen_and_dropped() -> None:

@@ -18,7 +18,7 @@ pytest.importorskip("torch_pruning")
 pytest.importorskip("sklearn")
 
 from cpuwise.errors import ConfigError  # noqa: E402
-from cpuwise.optimize.passes.base import PassContext, PassResult, TorchPass  # noqa: E402
+from cpuwise.optimize.passes import PassContext, PassResult, TorchPass  # noqa: E402
 from cpuwise.optimize.passes.distill import DistillPass  # noqa: E402
 from cpuwise.optimize.passes.lowrank import LowRankPass  # noqa: E402
 from cpuwise.optimize.passes.prune import PrunePass  # noqa: E402

@@ -1,0 +1,1 @@
+"""What ships: the artifact folder, the Predictor that serves it, its prediction cache and micro-batcher."""

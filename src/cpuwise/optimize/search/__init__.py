@@ -1,0 +1,1 @@
+"""The search: run the passes (loop), measure each candidate (judge), pick among them (choose)."""
