@@ -33,7 +33,7 @@ from cpuwise.data._runtime.budget import (
     resolve,
 )
 from cpuwise.data._runtime.build import fingerprint
-from cpuwise.data._runtime.iterator import STATE_VERSION, PipelineIterator
+from cpuwise.data._runtime.iterator import STATE_VERSION, PipelineIterator, check_top_level
 from cpuwise.data.stages._base import Spec
 from cpuwise.data.stages.batch import BatchSpec
 from cpuwise.data.stages.cache import CacheSpec
@@ -44,7 +44,7 @@ from cpuwise.data.stages.repeat import RepeatSpec
 from cpuwise.data.stages.shuffle import ShuffleSpec
 from cpuwise.data.stages.source import SourceSpec
 from cpuwise.data.stages.take import TakeSpec
-from cpuwise.errors import ConfigError, StateError
+from cpuwise.errors import ConfigError
 
 
 class Dataset:
@@ -58,6 +58,7 @@ class Dataset:
         self._budget_opts: dict[str, Any] = dict(inherited if budget_opts is None else budget_opts)
         self._epoch_next = 0
         self._pending: dict[str, Any] | None = None
+        self._prepared: PipelineIterator | None = None  # built and checked by load_state_dict()
         self._live: weakref.ref[PipelineIterator] | None = None
         self._last: PipelineIterator | None = None
         self._decisions: list[Decision] = []
@@ -165,9 +166,14 @@ class Dataset:
         if old is not None and old.running:
             old.supersede()
         state, self._pending = self._pending, None
+        prepared, self._prepared = self._prepared, None
         epoch = self._epoch_next if state is None else int(state["epoch"])
         self._epoch_next = epoch + 1
-        it = PipelineIterator(self.specs(), epoch, state, self.budget(), self._decisions)
+        if prepared is not None and state is not None:
+            it = prepared
+            it.restart_clock()
+        else:
+            it = PipelineIterator(self.specs(), epoch, state, self.budget(), self._decisions)
         self._live = weakref.ref(it)
         self._last = it
         return it
@@ -218,26 +224,24 @@ class Dataset:
                 "stages": None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Make the next iter(ds) resume from `state` (from state_dict() of this same pipeline)."""
-        if not isinstance(state, dict) or "pipeline" not in state or "epoch" not in state:
-            keys = sorted(state) if isinstance(state, dict) else []
-            raise StateError(f"load_state_dict: expected a dict from ds.state_dict(), found "
-                             f"{type(state).__name__} with keys {keys}. "
-                             "Fix: pass what state_dict() returned.")
-        if state.get("version") != STATE_VERSION:
-            raise StateError(f"load_state_dict: expected state version {STATE_VERSION}, found "
-                             f"{state.get('version')!r}. Fix: save and load with the same cpuwise version.")
-        expected = fingerprint(self.specs())
-        if list(state["pipeline"]) != expected:
-            raise StateError(
-                "load_state_dict: the state was saved from a different pipeline.\n"
-                f"  expected stages: {expected}\n  found stages:    {list(state['pipeline'])}\n"
-                "Fix: build the same pipeline (same stages, order, sizes and functions) before loading."
-            )
+        """Make the next iter(ds) resume from `state` (from state_dict() of this same pipeline).
+
+        Every field is checked now (a checkpoint is untrusted input): a state of another pipeline,
+        version, or with a field out of range raises StateError naming it, and nothing changes.
+        """
+        check_top_level(state, fingerprint(self.specs()))
         it = self._live() if self._live is not None else None
         if it is not None:
             it.close()
+        if self._prepared is not None:
+            self._prepared.close()
+            self._prepared = None
+        # build the stages and reset them from the state now: a bad field fails here, not at iter()
+        prepared = None
+        if state["stages"] is not None:
+            prepared = PipelineIterator(self.specs(), state["epoch"], state, self.budget(), self._decisions)
         self._pending = dict(state)
+        self._prepared = prepared
         self._epoch_next = int(state["epoch"])
 
     # --- reporting and lifecycle ----------------------------------------------------------------

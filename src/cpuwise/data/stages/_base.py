@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 from cpuwise._schema import StageEntry
 from cpuwise.data._runtime.shared import Shared, shared_by
-from cpuwise.errors import PipelineError
+from cpuwise.errors import PipelineError, StateError
 
 REGISTRY: dict[str, type[Spec]] = {}  # stage kind -> its Spec class, filled as stage modules load
 
@@ -122,6 +124,50 @@ def require_upstream(upstream: Stage | None, spec: Spec) -> Stage:
         raise PipelineError(f"{spec.describe()}: expected a stage upstream, found none. Fix: start the "
                             "pipeline with a source (cd.from_sequence, from_folder, ...).")
     return upstream
+
+
+def _bad_state(stage: str, what: str, found: str) -> StateError:
+    return StateError(f"stage '{stage}': expected {what} in its state, found {found}. Fix: load a state "
+                      "that ds.state_dict() saved from this same pipeline (the checkpoint may be damaged).")
+
+
+def state_fields(state: Any, stage: str, *keys: str) -> dict[str, Any]:
+    """`state` itself, checked to be a dict holding every key in `keys`."""
+    if not isinstance(state, dict):
+        raise _bad_state(stage, f"a dict with keys {list(keys)}", type(state).__name__)
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise _bad_state(stage, f"the key(s) {missing}", f"keys {sorted(map(str, state))}")
+    return state
+
+
+def state_int(state: Any, key: str, stage: str, lo: int = 0, hi: int | None = None) -> int:
+    """The int field `key` of a stage's state, checked to lie in [lo, hi] (a loaded state is untrusted:
+    a negative skip would re-deliver items, a huge one silently drop them)."""
+    value = state_fields(state, stage, key)[key]
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or value < lo or (hi is not None and value > hi):
+        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise _bad_state(stage, f"{key} an int {bound}", f"{key}={value!r}")
+    return int(value)
+
+
+def state_sub(state: Any, key: str, stage: str) -> dict[str, Any]:
+    """The nested state `key` (an upstream stage's state: a dict) of a stage's state."""
+    value = state_fields(state, stage, key)[key]
+    if not isinstance(value, dict):
+        raise _bad_state(stage, f"{key} a dict (the upstream stage's state)", type(value).__name__)
+    return value
+
+
+def state_list(state: Any, key: str, stage: str, max_len: int | None = None) -> list[Any]:
+    """The list field `key` of a stage's state (absent: empty), at most `max_len` long."""
+    value = state_fields(state, stage)[key] if isinstance(state, dict) and key in state else []
+    if not isinstance(value, (list, tuple)) or (max_len is not None and len(value) > max_len):
+        bound = f" of at most {max_len} items" if max_len is not None else ""
+        raise _bad_state(stage, f"{key} a list{bound}",
+                         f"{type(value).__name__}" + (f" of {len(value)}" if isinstance(value, list) else ""))
+    return list(value)
 
 
 class StageStats:
@@ -240,4 +286,7 @@ class Stage:
     def reset_upstream(self, initial_state: dict[str, Any] | None) -> None:
         """Reset the upstream stage from this stage's snapshot (or from the start when None)."""
         assert self.upstream is not None
-        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+        if initial_state is None:
+            self.upstream.reset(None)
+            return
+        self.upstream.reset(state_sub(initial_state, self.UPSTREAM_KEY, self.name))

@@ -35,6 +35,8 @@ from cpuwise.data.stages._base import (
     StageStats,
     require_upstream,
     stage_entry,
+    state_int,
+    state_sub,
 )
 from cpuwise.data.transform import needs_rng
 from cpuwise.errors import SampleError, StateError
@@ -188,11 +190,9 @@ class MapStage(Stage):
             self._state = {self.UPSTREAM_KEY: self.upstream.get_state(), self.SKIP_KEY: 0,
                            self.INDEX_KEY: 0}
             return
-        try:
-            up, skip, index = (initial_state[k] for k in (self.UPSTREAM_KEY, self.SKIP_KEY, self.INDEX_KEY))
-        except KeyError as exc:
-            raise StateError(f"map '{self.name}': expected state keys up/skip/index, found "
-                             f"{sorted(initial_state)}. Fix: load a state saved from this pipeline.") from exc
+        up = state_sub(initial_state, self.UPSTREAM_KEY, self.name)
+        skip = state_int(initial_state, self.SKIP_KEY, self.name, 0, MAX_CHUNK)  # within one chunk
+        index = state_int(initial_state, self.INDEX_KEY, self.name)
         self.upstream.reset(up)
         for _ in range(int(skip)):
             try:

@@ -8,8 +8,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
+from cpuwise.data.stages._base import (
+    BuildContext,
+    Spec,
+    Stage,
+    require_upstream,
+    state_fields,
+    state_list,
+    state_sub,
+)
 from cpuwise.data.stages.source import IndexSource
+from cpuwise.errors import StateError
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,10 +112,18 @@ class WindowShuffle(Stage):
             ss = np.random.SeedSequence([self.seed & 0xFFFFFFFF, self.epoch_fn(), 0xB0F])
             self._rng = np.random.Generator(np.random.Philox(ss))
         else:
-            self.upstream.reset(initial_state[self.UPSTREAM_KEY])
-            self._buf = list(initial_state[self.BUFFER_KEY])
+            up = state_sub(initial_state, self.UPSTREAM_KEY, self.name)
+            self._buf = state_list(state_fields(initial_state, self.name, self.BUFFER_KEY), self.BUFFER_KEY,
+                                   self.name, self.buffer_size)
             self._rng = np.random.Generator(np.random.Philox())
-            self._rng.bit_generator.state = initial_state[self.RNG_KEY]
+            try:
+                rng = state_fields(initial_state, self.name, self.RNG_KEY)[self.RNG_KEY]
+                self._rng.bit_generator.state = rng
+            except (TypeError, ValueError, KeyError) as exc:
+                raise StateError(f"stage '{self.name}': expected rng a Philox state, found "
+                                 f"{initial_state[self.RNG_KEY]!r:.80}. Fix: load a state saved from this "
+                                 "pipeline.") from exc
+            self.upstream.reset(up)
 
     def _fill(self) -> None:
         assert self.upstream is not None

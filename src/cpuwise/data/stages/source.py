@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, state_int
 from cpuwise.errors import StateError
 
 
@@ -61,13 +61,7 @@ class IndexSource(Stage):
         self._order = self.order_fn() if self.order_fn is not None else None
         self._pos = 0
         if initial_state is not None:
-            pos = int(initial_state[self.POS_KEY])
-            if not 0 <= pos <= len(self.seq):
-                raise StateError(
-                    f"source '{self.name}': expected a position in [0, {len(self.seq)}], found {pos}. "
-                    "Fix: load a state saved from a pipeline over the same data."
-                )
-            self._pos = pos
+            self._pos = state_int(initial_state, self.POS_KEY, self.name, 0, len(self.seq))
 
     def next(self) -> Any:
         if self._pos >= len(self.seq):
@@ -96,7 +90,7 @@ class IterSource(Stage):
         super().reset(initial_state)
         self._it = iter(self.factory())
         self._pos = 0
-        skip = 0 if initial_state is None else int(initial_state[self.POS_KEY])
+        skip = 0 if initial_state is None else state_int(initial_state, self.POS_KEY, self.name)
         for _ in range(skip):
             try:
                 next(self._it)
