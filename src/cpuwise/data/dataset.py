@@ -34,7 +34,7 @@ from cpuwise.data._runtime.budget import (
 )
 from cpuwise.data._runtime.build import fingerprint
 from cpuwise.data._runtime.iterator import STATE_VERSION, PipelineIterator, check_top_level
-from cpuwise.data.stages._base import Spec
+from cpuwise.data.stages._base import Spec, materialized
 from cpuwise.data.stages.batch import BatchSpec
 from cpuwise.data.stages.cache import CacheSpec
 from cpuwise.data.stages.filter import FilterSpec
@@ -215,11 +215,17 @@ class Dataset:
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Where the pipeline is: mid-epoch (live iterator) or the start of the next epoch."""
+        return materialized(self.state_snapshot())
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """`state_dict()` taken in O(1), for code that keeps the state after every batch (the
+        adapters): costly parts (a shuffle window) stay lazy until `stages.materialized()` builds
+        them or the dict is pickled. Keep only the latest snapshot: an old one pins an undo log."""
         if self._pending is not None:
             return dict(self._pending)
         it = self._live() if self._live is not None else None
         if it is not None and it.running:
-            return it.state_dict()
+            return it.state_snapshot()
         return {"version": STATE_VERSION, "pipeline": fingerprint(self.specs()), "epoch": self._epoch_next,
                 "stages": None}
 

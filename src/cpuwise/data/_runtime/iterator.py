@@ -19,7 +19,7 @@ from cpuwise._schema import Decision, PipelineConfig, PipelineStats
 from cpuwise.data._runtime import autotune, stats
 from cpuwise.data._runtime.budget import Budget
 from cpuwise.data._runtime.build import Built, build, fingerprint
-from cpuwise.data.stages._base import Spec
+from cpuwise.data.stages._base import Spec, materialized
 from cpuwise.data.stages.map import MapStage
 from cpuwise.data.stages.prefetch import PrefetchStage
 from cpuwise.errors import PipelineError, StateError
@@ -181,6 +181,11 @@ class PipelineIterator:
 
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Where the consumer is, as plain data (every lazy part built)."""
+        return materialized(self.state_snapshot())
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """`state_dict()` with costly parts left lazy (O(1) to take; see stages._base.LazyState)."""
         return {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
                 "stages": self.top.get_state()}
 

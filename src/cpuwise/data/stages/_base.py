@@ -21,6 +21,7 @@ consumer's thread.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -124,6 +125,40 @@ def require_upstream(upstream: Stage | None, spec: Spec) -> Stage:
         raise PipelineError(f"{spec.describe()}: expected a stage upstream, found none. Fix: start the "
                             "pipeline with a source (cd.from_sequence, from_folder, ...).")
     return upstream
+
+
+class LazyState:
+    """A part of a stage's state that is cheap to take and built in full only when read.
+
+    Stages hand out their state after every item (a prefetch thread keeps the state after each
+    item it reads ahead), so a state must cost O(1) to take. A part that would be costly to copy (a
+    shuffle window's buffer) is returned as a LazyState; `materialized()` builds it when a user asks
+    for `ds.state_dict()`, and pickling or deep-copying one builds it too, so it never leaks out.
+    """
+
+    __slots__ = ()
+
+    def materialize(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement materialize()")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_plain, (self.materialize(),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.materialize(), memo)
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+def materialized(state: Any) -> Any:
+    """`state` with every LazyState in it (as a dict value, at any depth) built into its value."""
+    if isinstance(state, LazyState):
+        return state.materialize()
+    if isinstance(state, dict):
+        return {k: materialized(v) for k, v in state.items()}
+    return state
 
 
 def _bad_state(stage: str, what: str, found: str) -> StateError:
