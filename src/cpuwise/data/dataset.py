@@ -22,7 +22,7 @@ from typing import Any
 
 from cpuwise._schema import Decision
 from cpuwise.data._naming import fn_name
-from cpuwise.data._runtime import shared, stats
+from cpuwise.data._runtime import elastic, shared, stats
 from cpuwise.data._runtime.budget import (
     BACKENDS,
     ON_ERROR,
@@ -41,6 +41,7 @@ from cpuwise.data.stages.filter import FilterSpec
 from cpuwise.data.stages.map import MapSpec
 from cpuwise.data.stages.prefetch import PrefetchSpec
 from cpuwise.data.stages.repeat import RepeatSpec
+from cpuwise.data.stages.shard import ShardSpec, default_world, drops, lockstep_start
 from cpuwise.data.stages.shuffle import ShuffleSpec
 from cpuwise.data.stages.source import SourceSpec
 from cpuwise.data.stages.take import TakeSpec
@@ -139,6 +140,74 @@ class Dataset:
         check_positive_int("take n", n, "pass take(100) or another count >= 1")
         return self._then(TakeSpec(n))
 
+    def shard(self, world_size: int | None = None, rank: int | None = None, *,
+              drop_remainder: bool = False) -> Dataset:
+        """This rank's share of every epoch, in lockstep with the other ranks of a distributed job.
+
+        After `.shuffle(seed)`, each epoch is one global permutation of (seed, epoch) dealt
+        round-robin (rank r takes positions r, r + W, ...): ranks are disjoint, run equal numbers
+        of steps (the last round padded by wrap-around, or dropped with `drop_remainder=True`), and
+        together see every item once per epoch. After a window shuffle or over an iterable source
+        it deals by position in the stream, which every rank reads. Put it after the source and
+        shuffle and before the expensive maps and `batch`; a sample that a later filter or
+        `on_error="skip"` drops is replaced by the rank's previous one, so steps stay equal and one
+        rank's `state_dict()` resumes the whole job, at any world size (elastic resume).
+
+        Args:
+            world_size, rank: default from an initialised torch.distributed group, else the
+                WORLD_SIZE / RANK environment variables (torchrun), else 1 and 0.
+            drop_remainder: drop the last, incomplete round instead of padding it.
+
+        Example:
+            ds = cd.from_folder("train/").shuffle(seed=0).shard().map(decode).batch(256)
+        """
+        if world_size is None or rank is None:
+            w, r, where = default_world()
+            world_size = w if world_size is None else world_size
+            rank = r if rank is None else rank
+        else:
+            where = "the arguments"
+        for name, value in (("world_size", world_size), ("rank", rank)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"shard: expected an int {name}, found {value!r}. Fix: shard(world_size=4, "
+                                  "rank=0), or leave both to torch.distributed / torchrun.")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"shard: expected world_size >= 1 and 0 <= rank < world_size, found world_size="
+                              f"{world_size} and rank={rank} (from {where}). Fix: pass the job's values.")
+        specs = self.specs()
+        if any(isinstance(s, ShardSpec) for s in specs):
+            raise ConfigError("shard: expected one .shard() per pipeline, found a second. Fix: remove one.")
+        batch = next((s for s in specs if isinstance(s, BatchSpec)), None)
+        if batch is not None:
+            raise ConfigError(f"shard: expected .shard() before .batch(), found it after {batch.describe()}. "
+                              "Fix: ds.shard().batch(n), so every rank batches its own share.")
+        return self._then(ShardSpec(world_size, rank, bool(drop_remainder)))
+
+    def sharded(self, world_size: int | None = None, rank: int | None = None, *,
+                drop_remainder: bool = False) -> Dataset:
+        """This pipeline with `.shard(...)` put where it belongs: right after the source and a
+        shuffle that follows it (through maps), so each rank decodes only its share. Returned
+        unchanged when it already has a shard (the adapters use this under torch.distributed)."""
+        if any(isinstance(s, ShardSpec) for s in self.specs()):
+            return self
+        nodes: list[Dataset] = []
+        ds: Dataset | None = self
+        while ds is not None:
+            nodes.append(ds)
+            ds = ds._parent
+        nodes.reverse()
+        at = 1
+        for i, node in enumerate(nodes[1:], start=1):
+            if not isinstance(node._spec, (MapSpec, ShuffleSpec)):
+                break
+            if isinstance(node._spec, ShuffleSpec):
+                at = i + 1
+        head = nodes[at - 1]
+        out = head.shard(world_size, rank, drop_remainder=drop_remainder)
+        for node in nodes[at:]:
+            out = Dataset(node._spec, out, node._budget_opts)
+        return out
+
     def with_budget(self, cpu_budget: float | None = None, ram_budget_bytes: int | None = None) -> Dataset:
         """The same pipeline limited to `cpu_budget` cores and `ram_budget_bytes` of buffers."""
         resolve(cpu_budget, ram_budget_bytes)  # validate now, with a clear error
@@ -193,8 +262,12 @@ class Dataset:
 
     def length(self) -> int | None:
         """Number of items per epoch when known in advance, else None."""
+        specs = self.specs()
+        span = lockstep_start(specs)
         n: int | None = None
-        for spec in self.specs():
+        for i, spec in enumerate(specs):
+            if span is not None and span[0] <= i < span[1] and drops(spec):
+                continue  # after a shard a dropped sample keeps its place (padded): the count holds
             n = spec.length(n)
         return n
 
@@ -226,8 +299,12 @@ class Dataset:
         it = self._live() if self._live is not None else None
         if it is not None and it.running:
             return it.state_snapshot()
-        return {"version": STATE_VERSION, "pipeline": fingerprint(self.specs()), "epoch": self._epoch_next,
-                "stages": None}
+        state = {"version": STATE_VERSION, "pipeline": fingerprint(self.specs()), "epoch": self._epoch_next,
+                 "stages": None}
+        record = elastic.shard_record(self.specs(), None)
+        if record is not None:
+            state[elastic.SHARD_KEY] = record
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next iter(ds) resume from `state` (from state_dict() of this same pipeline).
@@ -236,6 +313,7 @@ class Dataset:
         version, or with a field out of range raises StateError naming it, and nothing changes.
         """
         check_top_level(state, fingerprint(self.specs()))
+        state = elastic.rebase(self.specs(), state)  # a state of another rank or world size
         it = self._live() if self._live is not None else None
         if it is not None:
             it.close()

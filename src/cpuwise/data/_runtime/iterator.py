@@ -16,7 +16,7 @@ from typing import Any
 
 from cpuwise import _channel
 from cpuwise._schema import Decision, PipelineConfig, PipelineStats
-from cpuwise.data._runtime import autotune, stats
+from cpuwise.data._runtime import autotune, elastic, stats
 from cpuwise.data._runtime.budget import Budget
 from cpuwise.data._runtime.build import Built, build, fingerprint
 from cpuwise.data.stages._base import Spec, materialized
@@ -29,8 +29,21 @@ log = logging.getLogger("cpuwise.data")
 TUNE_FIRST_S = 0.5  # first decision after half a second: converge fast
 TUNE_INTERVAL_S = 1.5
 EMIT_INTERVAL_S = 2.0
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: window shuffles keep a draw count; sharded pipelines add a "shard" record
 MAX_DECISIONS = 200
+
+
+def _first_difference(expected: list[str], found: Any) -> str:
+    """What differs first between two fingerprints, named: the data set, the seed, or a stage."""
+    if not isinstance(found, list):
+        return ""
+    for i, (want, got) in enumerate(zip(expected, found, strict=False)):
+        if want != got:
+            what = ("the data set (its source or size)" if i == 0 else
+                    "the shuffle seed" if want.startswith("shuffle(") and got.startswith("shuffle(") else
+                    f"stage {i + 1}")
+            return f": {what} differs (this pipeline has {want}, the state {got})"
+    return f": it has {len(found)} stages, this pipeline {len(expected)}"
 
 
 def check_top_level(state: Any, expected: list[str]) -> None:
@@ -47,7 +60,8 @@ def check_top_level(state: Any, expected: list[str]) -> None:
     found = state["pipeline"]
     if not isinstance(found, list) or found != expected:
         raise StateError(
-            "load_state_dict: the state's pipeline was saved from a different pipeline.\n"
+            "load_state_dict: the state was saved from a different pipeline"
+            f"{_first_difference(expected, found)}.\n"
             f"  expected stages: {expected}\n  found stages:    {found!r}\n"
             "Fix: build the same pipeline (same stages, order, sizes and functions) before loading."
         )
@@ -186,8 +200,13 @@ class PipelineIterator:
 
     def state_snapshot(self) -> dict[str, Any]:
         """`state_dict()` with costly parts left lazy (O(1) to take; see stages._base.LazyState)."""
-        return {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
-                "stages": self.top.get_state()}
+        stages = self.top.get_state()
+        state = {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
+                 "stages": stages}
+        record = elastic.shard_record(self.chain, stages)
+        if record is not None:
+            state[elastic.SHARD_KEY] = record
+        return state
 
     # --- autotune -------------------------------------------------------------------------------
     def _decide_initial(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,6 +62,16 @@ class BuildContext:
     epoch: EpochClock = field(default_factory=EpochClock)  # the clock of the group being built
     seed: int = 0  # the last shuffle's seed: random maps derive theirs from it
     n_random: int = 0  # random maps built since that shuffle
+    # set by a spec's prepare(), before any stage is built:
+    lockstep: tuple[int, int] | None = None  # groups [first, end) whose drops become markers (shard)
+    lock: Any = None  # what a shard shares with the stages of its lockstep
+    wraps: dict[int, Callable[[Any], Any]] = field(default_factory=dict)  # group index -> a stage to
+    # put between the stage built before that group and the group (len(groups): after the last)
+
+    @property
+    def in_lockstep(self) -> bool:
+        """True when the group being built must hand on a marker for each sample it drops."""
+        return self.lockstep is not None and self.lockstep[0] <= self.index < self.lockstep[1]
 
     @property
     def group(self) -> list[Spec]:
@@ -101,6 +112,14 @@ class Spec:
     def describe(self) -> str:
         """The stage as the user wrote it (`batch(32)`): in stats, errors and state fingerprints."""
         raise NotImplementedError(f"{type(self).__name__} must implement describe() (the Spec contract)")
+
+    def fingerprint(self) -> str:
+        """What a state records of this stage: a state loads only into a pipeline with the same ones."""
+        return self.describe()
+
+    def prepare(self, ctx: BuildContext) -> None:
+        """Called on every group's first spec before any stage is built (`ctx.index` is its group):
+        a spec may set facts the stages before it need (a shard: which of them run in lockstep)."""
 
     def length(self, upstream: int | None) -> int | None:
         """Items per epoch after this stage, given `upstream` items (None: not known in advance)."""

@@ -43,7 +43,8 @@ class SourceSpec(Spec):
 
 
 class IndexSource(Stage):
-    """Yields seq[order[pos]] for pos = 0, 1, ...; `order` is None (identity) or a permutation."""
+    """Yields seq[order[pos]] for pos = 0, 1, ...; `order` is None (identity), a permutation (shuffle)
+    or a rank's positions of one (shard)."""
 
     POS_KEY = "pos"
     kind = "source"
@@ -54,17 +55,19 @@ class IndexSource(Stage):
         self.seq = seq
         self.order_fn = order_fn
         self._order: np.ndarray | None = None
+        self._end = len(seq)
         self._pos = 0
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         self._order = self.order_fn() if self.order_fn is not None else None
+        self._end = len(self.seq) if self._order is None else len(self._order)
         self._pos = 0
         if initial_state is not None:
-            self._pos = state_int(initial_state, self.POS_KEY, self.name, 0, len(self.seq))
+            self._pos = state_int(initial_state, self.POS_KEY, self.name, 0, self._end)
 
     def next(self) -> Any:
-        if self._pos >= len(self.seq):
+        if self._pos >= self._end:
             raise StopIteration
         i = self._pos if self._order is None else int(self._order[self._pos])
         self._pos += 1
