@@ -37,6 +37,7 @@ __all__ = [
     "from_files",
     "from_folder",
     "from_iterable",
+    "from_ray",
     "from_sequence",
     "image",
     "needs_rng",
@@ -44,12 +45,13 @@ __all__ = [
     "sample_rng",
 ]
 
-# Loaded on first use: they pull in pandas/pyarrow, torch or the image libraries when called, and
+# Loaded on first use: they pull in pandas/pyarrow, torch, ray or the image libraries when called, and
 # `import cpuwise.data` stays at numpy.
 _LAZY = {
     "from_csv": ("cpuwise.data.formats.csv", "from_csv"),
     "cache_features": ("cpuwise.data.tools.features", "cache_features"),
     "find_batch_size": ("cpuwise.data.tools.batchsize", "find_batch_size"),
+    "from_ray": ("cpuwise.data.adapters.ray", "from_ray"),
 }
 
 

@@ -373,6 +373,12 @@ class Dataset:
 
         return to_jax(self, *args, **kwargs)
 
+    def to_ray(self, *args: Any, **kwargs: Any) -> Any:
+        """This pipeline's maps and filters on Ray Data: see cpuwise.data.adapters.ray.to_ray."""
+        from cpuwise.data.adapters.ray import to_ray  # lazy: see above (a cycle)
+
+        return to_ray(self, *args, **kwargs)
+
     def to_numpy(self, *args: Any, **kwargs: Any) -> Any:
         """The numpy batches, reported to the doctor: see cpuwise.data.adapters.jax.to_numpy."""
         from cpuwise.data.adapters.jax import to_numpy  # lazy: see above (a cycle)

@@ -25,6 +25,7 @@ class SourceSpec(Spec):
     seq: Sequence[Any] | None = None
     factory: Callable[[], Iterable[Any]] | None = None
     one_shot: bool = False  # the factory hands out one iterator once (a generator): no resume
+    ordered: bool = True  # the same items in the same order on every run: a mid-epoch resume may skip
     classes: list[str] | None = None  # from_folder / from_csv class names (index = label)
     kind: ClassVar[str] = "source"
 
@@ -39,7 +40,7 @@ class SourceSpec(Spec):
         if self.seq is not None:
             return IndexSource(self.describe(), self.seq)
         assert self.factory is not None
-        return IterSource(self.describe(), self.factory, self.one_shot)
+        return IterSource(self.describe(), self.factory, self.one_shot, self.ordered)
 
 
 class IndexSource(Stage):
@@ -83,17 +84,26 @@ class IterSource(Stage):
     POS_KEY = "pos"
     kind = "source"
 
-    def __init__(self, name: str, factory: Callable[[], Iterable[Any]], one_shot: bool) -> None:
+    def __init__(self, name: str, factory: Callable[[], Iterable[Any]], one_shot: bool,
+                 ordered: bool = True) -> None:
         super().__init__(name)
-        self.factory, self.one_shot = factory, one_shot
+        self.factory, self.one_shot, self.ordered = factory, one_shot, ordered
         self._it: Iterator[Any] | None = None
         self._pos = 0
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
+        skip = 0 if initial_state is None else state_int(initial_state, self.POS_KEY, self.name)
+        if skip and not self.ordered:
+            raise StateError(
+                f"source '{self.name}': expected a state saved at an epoch boundary, found one {skip} "
+                "items into an epoch of a source whose order changes between runs (Ray Data delivers "
+                "rows as tasks finish), so no state can say which items were consumed. Fix: resume "
+                "at epoch boundaries, or set ray.data.DataContext.get_current().execution_options"
+                ".preserve_order = True before building the Ray Dataset."
+            )
         self._it = iter(self.factory())
         self._pos = 0
-        skip = 0 if initial_state is None else state_int(initial_state, self.POS_KEY, self.name)
         for _ in range(skip):
             try:
                 next(self._it)
