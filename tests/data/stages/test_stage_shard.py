@@ -296,3 +296,33 @@ def test_shard_over_a_dataset_smaller_than_the_world() -> None:
     assert epoch_of(indexed(2, 0, True, 1), 5) == [[]] * 5
     assert epoch_of(indexed(0, 0, False, 1), 3) == [[]] * 3
     assert np.array_equal(share_positions(2, 0, 5, 4, False), [0])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=st.integers(1, 5), n=st.integers(0, 40), workers=st.integers(2, 3), seed=st.integers(0, 99))
+def test_each_rank_gets_the_same_items_for_any_worker_count(world: int, n: int, workers: int,
+                                                            seed: int) -> None:
+    def ranks(w: int) -> list[list[Any]]:
+        out = []
+        for r in range(world):
+            ds = (cd.from_sequence(list(range(n))).shuffle(seed=seed).shard(world, r)
+                  .map(fail_if_multiple_of_3, workers=w, backend="thread", on_error="skip").map(Jitter())
+                  .batch(3))
+            try:
+                out.append([plain(b) for b in ds])
+            except PipelineError:  # a share with every sample dropped: the same for any worker count
+                out.append(["nothing to pad"])
+            ds.close()
+        return out
+
+    assert ranks(1) == ranks(workers)
+
+
+def test_sharded_puts_the_shard_after_the_source_and_shuffle() -> None:
+    base = cd.from_sequence(list(range(8))).map(square).shuffle(seed=1).map(arange16).batch(2)
+    assert base.sharded(2, 1).describe() == ("from_sequence[8] -> map(square) -> shuffle(seed=1) -> "
+                                             "shard(rank 1 of 2) -> map(arange16) -> batch(2)")
+    assert cd.from_sequence([1]).map(square).sharded(3, 0).describe() == (
+        "from_sequence[1] -> shard(rank 0 of 3) -> map(square)")
+    already = base.sharded(2, 0)
+    assert already.sharded(4, 3) is already
