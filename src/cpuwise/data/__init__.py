@@ -11,7 +11,8 @@ Sources: from_folder, from_files, from_sequence, from_iterable (and from_csv, fr
 shuffle, shard, map, filter, batch, prefetch, cache, repeat, take. `ds.stats()` reports per-stage
 times, the consumer's wait and each autotune decision; `ds.state_dict()` / `load_state_dict()` resume
 mid-epoch exactly (a sharded pipeline's state resumes any rank of any world size). `ds.to_ray()` runs
-the maps on Ray Data. Importing this package loads numpy only; image ops, adapters and tabular sources load on use.
+the maps on Ray Data. Importing this package loads numpy only; image ops, adapters and tabular
+sources load on use.
 
 Layout: dataset.py (the chainable Dataset), stages/ (one module per stage), _runtime/ (build,
 iterator, autotune, stats, the shared pools), _engine/ (worker pools and shared memory), formats/

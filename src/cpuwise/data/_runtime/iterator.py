@@ -266,7 +266,7 @@ class PipelineIterator:
     def pipeline_stats(self) -> PipelineStats:
         """Per-stage time, wait ratios, the config and the autotune decisions, so far this epoch."""
         wall = time.perf_counter() - self.t_start
-        return PipelineStats(pipeline=" -> ".join(fingerprint(self.chain)), epoch=self.epoch,
+        return PipelineStats(pipeline=" -> ".join(s.describe() for s in self.chain), epoch=self.epoch,
                              items_out=self.items_out,
                              consumer_wait_ratio=stats.wait_ratio(self.wait_s, wall),
                              config=self._config(), stages=stats.stage_entries(self.top, wall),

@@ -110,8 +110,14 @@ class PadStage(Stage):
             self.lock.segment = self.lock.default
             self.upstream.reset(None)
             return
-        self.lock.segment = Segment.from_state(state_fields(initial_state, self.name, self.SEGMENT_KEY)
-                                               [self.SEGMENT_KEY], self.name)
+        seg = Segment.from_state(state_fields(initial_state, self.name, self.SEGMENT_KEY)[self.SEGMENT_KEY],
+                                 self.name)
+        if (seg.world, seg.rank) != (self.lock.default.world, self.lock.default.rank):
+            mine = self.lock.default
+            raise StateError(f"stage '{self.name}': expected a segment dealt to rank {mine.rank} of "
+                             f"{mine.world}, found rank {seg.rank} of {seg.world}. Fix: load a state that "
+                             "ds.state_dict() saved (load_state_dict rebases another rank's).")
+        self.lock.segment = seg
         self._count = state_int(initial_state, self.COUNT_KEY, self.name)
         self._last = state_list(initial_state, self.LAST_KEY, self.name, 1)
         self._owed = state_int(initial_state, self.OWED_KEY, self.name)
