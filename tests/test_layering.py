@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cpuwise"
 
 # The leaves import nothing of cpuwise but each other (errors at the very bottom).
-LEAVES = {"errors", "_optional", "host", "_channel", "_schema"}
+LEAVES = {"errors", "_optional", "host", "_channel", "_schema", "_scaleout"}
 # What each top-level part of cpuwise may import (besides itself). A lower layer never imports a
 # higher one: collectors (monitor), the pipeline (data) and the optimizer (optimize) know nothing of
 # the doctor's rules (diagnose), its renderers (report) or the command line (cli).
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "host": {"errors"},
     "_channel": set(),
     "_schema": {"errors"},
+    "_scaleout": {"_schema", "errors"},
     "monitor": LEAVES,
     "data": LEAVES,
     "optimize": LEAVES,

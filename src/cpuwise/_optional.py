@@ -27,6 +27,7 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "models"),
     "keras": ("keras", "keras"),
     "jax": ("jax", "jax"),
+    "ray": ("ray[data]", "ray"),
 }
 
 

@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = (
     "cpuwise.cli.demo",
     "cpuwise.cli.optimize",
     "cpuwise.cli.bench",
+    "cpuwise.cli.plan",
 )
 
 

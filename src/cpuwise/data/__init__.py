@@ -7,10 +7,12 @@
             .batch(256).prefetch())
     for images, labels in ds: ...
 
-Sources: from_folder, from_files, from_sequence, from_iterable (and from_csv). Stages: shuffle,
-map, filter, batch, prefetch, cache, repeat, take. `ds.stats()` reports per-stage times, the
-consumer's wait and each autotune decision; `ds.state_dict()` / `load_state_dict()` resume mid-epoch
-exactly. Importing this package loads numpy only; image ops, adapters and tabular sources load on use.
+Sources: from_folder, from_files, from_sequence, from_iterable (and from_csv, from_ray). Stages:
+shuffle, shard, map, filter, batch, prefetch, cache, repeat, take. `ds.stats()` reports per-stage
+times, the consumer's wait and each autotune decision; `ds.state_dict()` / `load_state_dict()` resume
+mid-epoch exactly (a sharded pipeline's state resumes any rank of any world size). `ds.to_ray()` runs
+the maps on Ray Data. Importing this package loads numpy only; image ops, adapters and tabular
+sources load on use.
 
 Layout: dataset.py (the chainable Dataset), stages/ (one module per stage), _runtime/ (build,
 iterator, autotune, stats, the shared pools), _engine/ (worker pools and shared memory), formats/
@@ -37,6 +39,7 @@ __all__ = [
     "from_files",
     "from_folder",
     "from_iterable",
+    "from_ray",
     "from_sequence",
     "image",
     "needs_rng",
@@ -44,12 +47,13 @@ __all__ = [
     "sample_rng",
 ]
 
-# Loaded on first use: they pull in pandas/pyarrow, torch or the image libraries when called, and
+# Loaded on first use: they pull in pandas/pyarrow, torch, ray or the image libraries when called, and
 # `import cpuwise.data` stays at numpy.
 _LAZY = {
     "from_csv": ("cpuwise.data.formats.csv", "from_csv"),
     "cache_features": ("cpuwise.data.tools.features", "cache_features"),
     "find_batch_size": ("cpuwise.data.tools.batchsize", "find_batch_size"),
+    "from_ray": ("cpuwise.data.adapters.ray", "from_ray"),
 }
 
 

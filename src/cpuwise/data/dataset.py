@@ -22,7 +22,7 @@ from typing import Any
 
 from cpuwise._schema import Decision
 from cpuwise.data._naming import fn_name
-from cpuwise.data._runtime import shared, stats
+from cpuwise.data._runtime import elastic, shared, stats
 from cpuwise.data._runtime.budget import (
     BACKENDS,
     ON_ERROR,
@@ -33,18 +33,19 @@ from cpuwise.data._runtime.budget import (
     resolve,
 )
 from cpuwise.data._runtime.build import fingerprint
-from cpuwise.data._runtime.iterator import STATE_VERSION, PipelineIterator
-from cpuwise.data.stages._base import Spec
+from cpuwise.data._runtime.iterator import STATE_VERSION, PipelineIterator, check_top_level
+from cpuwise.data.stages._base import Spec, materialized
 from cpuwise.data.stages.batch import BatchSpec
 from cpuwise.data.stages.cache import CacheSpec
 from cpuwise.data.stages.filter import FilterSpec
 from cpuwise.data.stages.map import MapSpec
 from cpuwise.data.stages.prefetch import PrefetchSpec
 from cpuwise.data.stages.repeat import RepeatSpec
+from cpuwise.data.stages.shard import ShardSpec, default_world, drops, lockstep_start
 from cpuwise.data.stages.shuffle import ShuffleSpec
 from cpuwise.data.stages.source import SourceSpec
 from cpuwise.data.stages.take import TakeSpec
-from cpuwise.errors import ConfigError, StateError
+from cpuwise.errors import ConfigError
 
 
 class Dataset:
@@ -58,6 +59,7 @@ class Dataset:
         self._budget_opts: dict[str, Any] = dict(inherited if budget_opts is None else budget_opts)
         self._epoch_next = 0
         self._pending: dict[str, Any] | None = None
+        self._prepared: PipelineIterator | None = None  # built and checked by load_state_dict()
         self._live: weakref.ref[PipelineIterator] | None = None
         self._last: PipelineIterator | None = None
         self._decisions: list[Decision] = []
@@ -138,6 +140,74 @@ class Dataset:
         check_positive_int("take n", n, "pass take(100) or another count >= 1")
         return self._then(TakeSpec(n))
 
+    def shard(self, world_size: int | None = None, rank: int | None = None, *,
+              drop_remainder: bool = False) -> Dataset:
+        """This rank's share of every epoch, in lockstep with the other ranks of a distributed job.
+
+        After `.shuffle(seed)`, each epoch is one global permutation of (seed, epoch) dealt
+        round-robin (rank r takes positions r, r + W, ...): ranks are disjoint, run equal numbers
+        of steps (the last round padded by wrap-around, or dropped with `drop_remainder=True`), and
+        together see every item once per epoch. After a window shuffle or over an iterable source
+        it deals by position in the stream, which every rank reads. Put it after the source and
+        shuffle and before the expensive maps and `batch`; a sample that a later filter or
+        `on_error="skip"` drops is replaced by the rank's previous one, so steps stay equal and one
+        rank's `state_dict()` resumes the whole job, at any world size (elastic resume).
+
+        Args:
+            world_size, rank: default from an initialised torch.distributed group, else the
+                WORLD_SIZE / RANK environment variables (torchrun), else 1 and 0.
+            drop_remainder: drop the last, incomplete round instead of padding it.
+
+        Example:
+            ds = cd.from_folder("train/").shuffle(seed=0).shard().map(decode).batch(256)
+        """
+        if world_size is None or rank is None:
+            w, r, where = default_world()
+            world_size = w if world_size is None else world_size
+            rank = r if rank is None else rank
+        else:
+            where = "the arguments"
+        for name, value in (("world_size", world_size), ("rank", rank)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"shard: expected an int {name}, found {value!r}. Fix: shard(world_size=4, "
+                                  "rank=0), or leave both to torch.distributed / torchrun.")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"shard: expected world_size >= 1 and 0 <= rank < world_size, found world_size="
+                              f"{world_size} and rank={rank} (from {where}). Fix: pass the job's values.")
+        specs = self.specs()
+        if any(isinstance(s, ShardSpec) for s in specs):
+            raise ConfigError("shard: expected one .shard() per pipeline, found a second. Fix: remove one.")
+        batch = next((s for s in specs if isinstance(s, BatchSpec)), None)
+        if batch is not None:
+            raise ConfigError(f"shard: expected .shard() before .batch(), found it after {batch.describe()}. "
+                              "Fix: ds.shard().batch(n), so every rank batches its own share.")
+        return self._then(ShardSpec(world_size, rank, bool(drop_remainder)))
+
+    def sharded(self, world_size: int | None = None, rank: int | None = None, *,
+                drop_remainder: bool = False) -> Dataset:
+        """This pipeline with `.shard(...)` put where it belongs: right after the source and a
+        shuffle that follows it (through maps), so each rank decodes only its share. Returned
+        unchanged when it already has a shard (the adapters use this under torch.distributed)."""
+        if any(isinstance(s, ShardSpec) for s in self.specs()):
+            return self
+        nodes: list[Dataset] = []
+        ds: Dataset | None = self
+        while ds is not None:
+            nodes.append(ds)
+            ds = ds._parent
+        nodes.reverse()
+        at = 1
+        for i, node in enumerate(nodes[1:], start=1):
+            if not isinstance(node._spec, (MapSpec, ShuffleSpec)):
+                break
+            if isinstance(node._spec, ShuffleSpec):
+                at = i + 1
+        head = nodes[at - 1]
+        out = head.shard(world_size, rank, drop_remainder=drop_remainder)
+        for node in nodes[at:]:
+            out = Dataset(node._spec, out, node._budget_opts)
+        return out
+
     def with_budget(self, cpu_budget: float | None = None, ram_budget_bytes: int | None = None) -> Dataset:
         """The same pipeline limited to `cpu_budget` cores and `ram_budget_bytes` of buffers."""
         resolve(cpu_budget, ram_budget_bytes)  # validate now, with a clear error
@@ -165,9 +235,14 @@ class Dataset:
         if old is not None and old.running:
             old.supersede()
         state, self._pending = self._pending, None
+        prepared, self._prepared = self._prepared, None
         epoch = self._epoch_next if state is None else int(state["epoch"])
         self._epoch_next = epoch + 1
-        it = PipelineIterator(self.specs(), epoch, state, self.budget(), self._decisions)
+        if prepared is not None and state is not None:
+            it = prepared
+            it.restart_clock()
+        else:
+            it = PipelineIterator(self.specs(), epoch, state, self.budget(), self._decisions)
         self._live = weakref.ref(it)
         self._last = it
         return it
@@ -187,8 +262,12 @@ class Dataset:
 
     def length(self) -> int | None:
         """Number of items per epoch when known in advance, else None."""
+        specs = self.specs()
+        span = lockstep_start(specs)
         n: int | None = None
-        for spec in self.specs():
+        for i, spec in enumerate(specs):
+            if span is not None and span[0] <= i < span[1] and drops(spec):
+                continue  # after a shard a dropped sample keeps its place (padded): the count holds
             n = spec.length(n)
         return n
 
@@ -209,35 +288,44 @@ class Dataset:
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Where the pipeline is: mid-epoch (live iterator) or the start of the next epoch."""
+        return materialized(self.state_snapshot())
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """`state_dict()` taken in O(1), for code that keeps the state after every batch (the
+        adapters): costly parts (a shuffle window) stay lazy until `stages.materialized()` builds
+        them or the dict is pickled. Keep only the latest snapshot: an old one pins an undo log."""
         if self._pending is not None:
             return dict(self._pending)
         it = self._live() if self._live is not None else None
         if it is not None and it.running:
-            return it.state_dict()
-        return {"version": STATE_VERSION, "pipeline": fingerprint(self.specs()), "epoch": self._epoch_next,
-                "stages": None}
+            return it.state_snapshot()
+        state = {"version": STATE_VERSION, "pipeline": fingerprint(self.specs()), "epoch": self._epoch_next,
+                 "stages": None}
+        record = elastic.shard_record(self.specs(), None)
+        if record is not None:
+            state[elastic.SHARD_KEY] = record
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Make the next iter(ds) resume from `state` (from state_dict() of this same pipeline)."""
-        if not isinstance(state, dict) or "pipeline" not in state or "epoch" not in state:
-            keys = sorted(state) if isinstance(state, dict) else []
-            raise StateError(f"load_state_dict: expected a dict from ds.state_dict(), found "
-                             f"{type(state).__name__} with keys {keys}. "
-                             "Fix: pass what state_dict() returned.")
-        if state.get("version") != STATE_VERSION:
-            raise StateError(f"load_state_dict: expected state version {STATE_VERSION}, found "
-                             f"{state.get('version')!r}. Fix: save and load with the same cpuwise version.")
-        expected = fingerprint(self.specs())
-        if list(state["pipeline"]) != expected:
-            raise StateError(
-                "load_state_dict: the state was saved from a different pipeline.\n"
-                f"  expected stages: {expected}\n  found stages:    {list(state['pipeline'])}\n"
-                "Fix: build the same pipeline (same stages, order, sizes and functions) before loading."
-            )
+        """Make the next iter(ds) resume from `state` (from state_dict() of this same pipeline).
+
+        Every field is checked now (a checkpoint is untrusted input): a state of another pipeline,
+        version, or with a field out of range raises StateError naming it, and nothing changes.
+        """
+        check_top_level(state, fingerprint(self.specs()))
+        state = elastic.rebase(self.specs(), state)  # a state of another rank or world size
         it = self._live() if self._live is not None else None
         if it is not None:
             it.close()
+        if self._prepared is not None:
+            self._prepared.close()
+            self._prepared = None
+        # build the stages and reset them from the state now: a bad field fails here, not at iter()
+        prepared = None
+        if state["stages"] is not None:
+            prepared = PipelineIterator(self.specs(), state["epoch"], state, self.budget(), self._decisions)
         self._pending = dict(state)
+        self._prepared = prepared
         self._epoch_next = int(state["epoch"])
 
     # --- reporting and lifecycle ----------------------------------------------------------------
@@ -284,6 +372,12 @@ class Dataset:
         from cpuwise.data.adapters.jax import to_jax  # lazy: see above (a cycle)
 
         return to_jax(self, *args, **kwargs)
+
+    def to_ray(self, *args: Any, **kwargs: Any) -> Any:
+        """This pipeline's maps and filters on Ray Data: see cpuwise.data.adapters.ray.to_ray."""
+        from cpuwise.data.adapters.ray import to_ray  # lazy: see above (a cycle)
+
+        return to_ray(self, *args, **kwargs)
 
     def to_numpy(self, *args: Any, **kwargs: Any) -> Any:
         """The numpy batches, reported to the doctor: see cpuwise.data.adapters.jax.to_numpy."""

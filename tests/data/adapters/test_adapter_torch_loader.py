@@ -154,3 +154,63 @@ def test_device_and_pin_memory_on_cuda() -> None:
     assert _ids([(x, y.cpu()) for x, y in batches]) == list(range(10))
     pinned = next(iter(DataLoader(Squares(10), batch_size=4, num_workers=0, pin_memory=True)))
     assert pinned[0].is_pinned() and not pinned[0].is_cuda
+
+
+def test_distributed_sampler_maps_onto_shard_with_a_global_reshuffle_each_epoch() -> None:
+    ds = Squares(23)
+    sampler_cls = torch.utils.data.distributed.DistributedSampler
+    for rank in range(3):  # unshuffled: exactly DistributedSampler's indices, pads included
+        sampler = sampler_cls(ds, num_replicas=3, rank=rank, shuffle=False)
+        loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=0)
+        assert _ids(loader) == list(sampler) == list(loader.sampler)
+    shares = []
+    for epoch in range(2):
+        ranks = []
+        for rank in range(3):
+            sampler = torch.utils.data.distributed.DistributedSampler(ds, num_replicas=3, rank=rank, seed=5)
+            loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=0)
+            loader.set_epoch(epoch)
+            ranks.append(_ids(loader))
+        real = ranks[0][:8] + ranks[1][:8] + ranks[2][:7]  # the 24th position is a pad
+        assert sorted(real) == list(range(23)), "disjoint and every sample once per epoch"
+        shares.append(set(ranks[0]))
+    assert shares[0] != shares[1], "each epoch deals a new global permutation (not a fixed shard)"
+
+
+def test_ddp_ranks_need_no_sampler(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two gloo ranks (processes): the drop-in and to_torch() shard by themselves; a filter that
+    drops different samples in each rank still gives equal steps (an all_reduce every step)."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).with_name("ddp_job.py")
+    root = Path(__file__).resolve().parents[3]
+    env_base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+                "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)], env={**env_base, "RANK": str(r)})
+             for r in range(2)]
+    try:
+        codes = [p.wait(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0, 0]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for name in ("loader", "to_torch"):
+        for epoch in range(2):
+            a, b = ranks[0][name][epoch], ranks[1][name][epoch]
+            assert len(a) == len(b) == 12 and sorted(a[:12] + b[:11]) == list(range(23))
+        assert ranks[0][name][0] != ranks[0][name][1]
+    for epoch in range(2):
+        a, b = ranks[0]["filtered"][epoch], ranks[1]["filtered"][epoch]
+        assert len(a) == len(b) == 12, "equal steps although each rank dropped different samples"
+        assert set(a) | set(b) == {x for x in range(23) if x % 5}

@@ -51,6 +51,13 @@ CASES: dict[str, list[Callable[[Path], cd.Dataset]]] = {
         lambda tmp: numbers(12).map(arange16, backend="inline").cache(str(tmp / "cache")).batch(5),
     ],
     "repeat": [lambda tmp: numbers(5).shuffle(seed=1).repeat(3)],
+    "shard": [
+        lambda tmp: numbers(23).shuffle(seed=6).shard(3, 1).map(square, workers=2, backend="thread")
+        .filter(odd).batch(2),  # by index; the filter's drops padded in lockstep
+        lambda tmp: cd.from_iterable(lambda: iter(range(22))).shuffle(seed=2, buffer_size=5).shard(4, 3)
+        .map(fail_on_7s, backend="inline", on_error="skip"),  # by position in the stream, unbatched
+        lambda tmp: numbers(17).shard(5, 4, drop_remainder=True).prefetch(2).batch(2),
+    ],
     "take": [lambda tmp: numbers(30).shuffle(seed=4).map(square, workers=2, backend="thread").take(11)],
 }
 

@@ -22,7 +22,7 @@ class Built:
 
 def fingerprint(chain: Sequence[Spec]) -> list[str]:
     """What a state dict records of its pipeline, to refuse a state saved from another one."""
-    return [s.describe() for s in chain]
+    return [s.fingerprint() for s in chain]
 
 
 def fuse(chain: Sequence[Spec]) -> list[list[Spec]]:
@@ -47,9 +47,16 @@ def build(chain: Sequence[Spec], budget: Budget) -> Built:
         clock = groups[i][0].epoch_clock(clock)
         clocks[i] = clock
     ctx = BuildContext(cpu_budget=budget.cpu, groups=groups)
+    for i, group in enumerate(groups):
+        ctx.index = i
+        group[0].prepare(ctx)
     stage: Stage | None = None
     for i, ck in enumerate(clocks):
         ctx.index, ctx.epoch = i, ck
+        if i in ctx.wraps:
+            stage = ctx.wraps[i](stage)
         stage = groups[i][0].build(stage, ctx)
+    if len(groups) in ctx.wraps:
+        stage = ctx.wraps[len(groups)](stage)
     assert stage is not None, "a chain has at least its source"
     return Built(top=stage, clock=root)

@@ -16,21 +16,62 @@ from typing import Any
 
 from cpuwise import _channel
 from cpuwise._schema import Decision, PipelineConfig, PipelineStats
-from cpuwise.data._runtime import autotune, stats
+from cpuwise.data._runtime import autotune, elastic, stats
 from cpuwise.data._runtime.budget import Budget
 from cpuwise.data._runtime.build import Built, build, fingerprint
-from cpuwise.data.stages._base import Spec
+from cpuwise.data.stages._base import Spec, materialized
 from cpuwise.data.stages.map import MapStage
 from cpuwise.data.stages.prefetch import PrefetchStage
-from cpuwise.errors import PipelineError
+from cpuwise.errors import PipelineError, StateError
 
 log = logging.getLogger("cpuwise.data")
 
 TUNE_FIRST_S = 0.5  # first decision after half a second: converge fast
 TUNE_INTERVAL_S = 1.5
 EMIT_INTERVAL_S = 2.0
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: window shuffles keep a draw count; sharded pipelines add a "shard" record
 MAX_DECISIONS = 200
+
+
+def _first_difference(expected: list[str], found: Any) -> str:
+    """What differs first between two fingerprints, named: the data set, the seed, or a stage."""
+    if not isinstance(found, list):
+        return ""
+    for i, (want, got) in enumerate(zip(expected, found, strict=False)):
+        if want != got:
+            what = ("the data set (its source or size)" if i == 0 else
+                    "the shuffle seed" if want.startswith("shuffle(") and got.startswith("shuffle(") else
+                    f"stage {i + 1}")
+            return f": {what} differs (this pipeline has {want}, the state {got})"
+    return f": it has {len(found)} stages, this pipeline {len(expected)}"
+
+
+def check_top_level(state: Any, expected: list[str]) -> None:
+    """Raise StateError unless `state` is a state_dict() of the pipeline whose fingerprint is
+    `expected`: the right version, the same stages, an epoch >= 0 and the stages' states or None."""
+    if not isinstance(state, dict) or not {"version", "pipeline", "epoch", "stages"} <= set(state):
+        keys = sorted(map(str, state)) if isinstance(state, dict) else []
+        raise StateError(f"load_state_dict: expected a dict from ds.state_dict() (keys version, pipeline, "
+                         f"epoch, stages), found {type(state).__name__} with keys {keys}. "
+                         "Fix: pass what state_dict() returned.")
+    if state["version"] != STATE_VERSION:
+        raise StateError(f"load_state_dict: expected state version {STATE_VERSION}, found "
+                         f"{state['version']!r}. Fix: save and load with the same cpuwise version.")
+    found = state["pipeline"]
+    if not isinstance(found, list) or found != expected:
+        raise StateError(
+            "load_state_dict: the state was saved from a different pipeline"
+            f"{_first_difference(expected, found)}.\n"
+            f"  expected stages: {expected}\n  found stages:    {found!r}\n"
+            "Fix: build the same pipeline (same stages, order, sizes and functions) before loading."
+        )
+    epoch = state["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise StateError(f"load_state_dict: expected epoch an int >= 0, found epoch={epoch!r}. "
+                         "Fix: load a state that ds.state_dict() saved (the checkpoint may be damaged).")
+    if state["stages"] is not None and not isinstance(state["stages"], dict):
+        raise StateError(f"load_state_dict: expected stages a dict (or None at an epoch's start), found "
+                         f"{type(state['stages']).__name__}. Fix: load a state that ds.state_dict() saved.")
 
 
 class PipelineIterator:
@@ -55,18 +96,41 @@ class PipelineIterator:
         self.maps = [s for s in stages if isinstance(s, MapStage)]  # what the autotuner sizes
         self.prefetches = [s for s in stages if isinstance(s, PrefetchStage)]
         self.built.clock.value = epoch
-        self.top.reset(None if state is None else state.get("stages"))
-        self.items_out = 0
-        self.wait_s = 0.0
-        self.t_start = time.perf_counter()
         self._finished = False
         self._closed = False
         self._superseded = False
+        if state is None:
+            self.top.reset(None)
+        else:
+            self._resume(state["stages"])
+        self.items_out = 0
+        self.wait_s = 0.0
+        self.restart_clock()
+        if not self.decisions:
+            self._decide_initial()
+
+    def _resume(self, stages: dict[str, Any] | None) -> None:
+        """Reset every stage from a loaded state; any malformed field is a StateError (the state is
+        untrusted input: a checkpoint file), and nothing is left running when it is refused."""
+        try:
+            self.top.reset(stages)
+        except StateError:
+            self.close()
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            self.close()
+            raise StateError(
+                f"load_state_dict: expected the stage states of this pipeline, found a state its stages "
+                f"cannot read ({type(exc).__name__}: {exc}). Fix: load a state that ds.state_dict() saved "
+                "from this same pipeline (the checkpoint may be damaged)."
+            ) from exc
+
+    def restart_clock(self) -> None:
+        """Start the timers now: an iterator prepared by load_state_dict() starts timing when used."""
+        self.t_start = time.perf_counter()
         self._next_tune = self.t_start + TUNE_FIRST_S
         self._next_emit = self.t_start + EMIT_INTERVAL_S
         self._window = (self.t_start, 0.0, [(0, 0.0) for _ in self.maps])
-        if not self.decisions:
-            self._decide_initial()
 
     # --- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> PipelineIterator:
@@ -131,8 +195,18 @@ class PipelineIterator:
 
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
-                "stages": self.top.get_state()}
+        """Where the consumer is, as plain data (every lazy part built)."""
+        return materialized(self.state_snapshot())
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """`state_dict()` with costly parts left lazy (O(1) to take; see stages._base.LazyState)."""
+        stages = self.top.get_state()
+        state = {"version": STATE_VERSION, "pipeline": fingerprint(self.chain), "epoch": self.epoch,
+                 "stages": stages}
+        record = elastic.shard_record(self.chain, stages)
+        if record is not None:
+            state[elastic.SHARD_KEY] = record
+        return state
 
     # --- autotune -------------------------------------------------------------------------------
     def _decide_initial(self) -> None:
@@ -192,7 +266,7 @@ class PipelineIterator:
     def pipeline_stats(self) -> PipelineStats:
         """Per-stage time, wait ratios, the config and the autotune decisions, so far this epoch."""
         wall = time.perf_counter() - self.t_start
-        return PipelineStats(pipeline=" -> ".join(fingerprint(self.chain)), epoch=self.epoch,
+        return PipelineStats(pipeline=" -> ".join(s.describe() for s in self.chain), epoch=self.epoch,
                              items_out=self.items_out,
                              consumer_wait_ratio=stats.wait_ratio(self.wait_s, wall),
                              config=self._config(), stages=stats.stage_entries(self.top, wall),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from cpuwise.data.stages._base import materialized
+
 
 class Wrapped:
     """len(), set_epoch, state_dict / load_state_dict and stats() delegate to `self.dataset`.
@@ -25,7 +27,7 @@ class Wrapped:
         self.dataset.set_epoch(epoch)
 
     def state_dict(self) -> Any:
-        return self._pending_state if self._lookahead else self.dataset.state_dict()
+        return materialized(self._pending_state) if self._lookahead else self.dataset.state_dict()
 
     def load_state_dict(self, state: Any) -> None:
         self.dataset.load_state_dict(state)
@@ -35,11 +37,12 @@ class Wrapped:
 
     def _ahead(self, place: Callable[[Any], Any],
                before_yield: Callable[[Any], None] | None = None) -> Iterator[Any]:
-        track = hasattr(self.dataset, "state_dict")
+        # the state after every batch is kept: an O(1) snapshot where the dataset offers one
+        snapshot = getattr(self.dataset, "state_snapshot", None) or getattr(self.dataset, "state_dict", None)
         source = iter(self.dataset)
 
         def pull() -> tuple[bool, Any]:
-            state = self.dataset.state_dict() if track else None  # = state after the previous batch
+            state = snapshot() if snapshot is not None else None  # = state after the previous batch
             try:
                 batch = next(source)
             except StopIteration:

@@ -72,6 +72,7 @@ def to_torch(
     dtype: Any = None,
     pin_memory: bool | str = "auto",
     non_blocking: bool = True,
+    shard: bool | str = "auto",
 ) -> TorchBatches:
     """Batches of `ds` as torch tensors on `device` (default CPU).
 
@@ -86,6 +87,10 @@ def to_torch(
             images are scaled to 0..1 as ToTensor does. None and no normalize: images stay uint8.
         pin_memory: "auto" pins on CUDA devices; pinned memory makes non_blocking copies asynchronous.
         non_blocking: asynchronous host-to-device copies.
+        shard: "auto": under an initialised torch.distributed group of more than one rank, a cpuwise
+            pipeline without `.shard()` gets one right after its source and shuffle (each rank its
+            share of every epoch: no DistributedSampler needed); True: shard by torch.distributed
+            or the RANK/WORLD_SIZE variables; False: leave the pipeline as it is.
     """
     torch = require("torch", extra="torch", purpose="the torch adapter")
     # the options are resolved once: the normalisation constants are placed on the device here
@@ -110,4 +115,10 @@ def to_torch(
     elif dtype is not None and dtype.is_floating_point:
         scale = torch.full((1, 1, 1, 1), 1.0 / 255.0).to(dev)  # ToTensor's 0..1 range
     conv = Converter(dev, scale, shift, dtype, channels_last, pin, non_blocking and dev.type != "cpu")
+    if shard not in (True, False, "auto"):
+        raise ConfigError(f"to_torch: shard must be True, False or 'auto', got {shard!r}.")
+    dist = torch.distributed
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if hasattr(ds, "sharded") and (shard is True or (shard == "auto" and distributed)):
+        ds = ds.sharded()
     return TorchBatches(ds, conv)

@@ -11,13 +11,19 @@ dataset.__getitem__) -> batch(collate). Samples cross from workers as numpy arra
 converted in the worker, zero-copy), and batches are collated with torch's default_collate (or your
 collate_fn) into tensors, as torch's loader would. The engine picks and re-tunes the worker count
 within the CPU budget; each epoch reshuffles (or follows set_epoch); state_dict()/load_state_dict()
-resume mid-epoch. A torch DistributedSampler passed as `sampler` gives each rank an equal, padded
-shard, but a fixed one (shuffled within the shard each epoch), not DistributedSampler's global
-per-epoch reshuffle.
+resume mid-epoch.
+
+Distributed training: under an initialised torch.distributed group (world size > 1) each rank
+takes its share through `Dataset.shard()` with no sampler needed (`shard="auto"`): every epoch one
+global permutation of (seed, epoch) is dealt round-robin to the ranks, padded to equal lengths as
+DistributedSampler pads. A torch DistributedSampler passed as `sampler` maps onto the same shard
+(its num_replicas, rank, seed, shuffle and drop_last), with its global per-epoch reshuffle: call
+`set_epoch` as with torch. One rank's state_dict() resumes every rank, at any world size.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
@@ -28,7 +34,10 @@ from cpuwise._optional import require
 from cpuwise.data._tree import map_leaves
 from cpuwise.data.adapters._torch_convert import host_tensor
 from cpuwise.data.formats.sequence import from_sequence
+from cpuwise.data.stages.shard import default_world, share_length
 from cpuwise.errors import ConfigError
+
+log = logging.getLogger("cpuwise.data")
 
 
 class _Fetch:
@@ -68,7 +77,7 @@ class _Collate:
 
 
 class _SamplerView:
-    """What `loader.sampler` offers torch code: set_epoch() and len() in samples."""
+    """What `loader.sampler` offers torch code: set_epoch(), len() in samples and this rank's indices."""
 
     def __init__(self, loader: DataLoader) -> None:
         self._loader = loader
@@ -77,17 +86,22 @@ class _SamplerView:
         self._loader.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return len(self._loader._indices)
+        return self._loader.samples_per_rank()
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._loader._indices.tolist())
+        """The dataset indices this rank reads in the next epoch, in order."""
+        order = self._loader.index_order()
+        order.set_epoch(self._loader.state_dict()["epoch"])
+        return iter([int(i) for i in order])
 
 
 class DataLoader:
     """torch.utils.data.DataLoader's interface, cpuwise's engine underneath (see the module docstring).
 
     Extra keyword arguments: seed (shuffle seed; default from `generator` or 0), device (move batches
-    there, pinned and non_blocking), cpu_budget (cores the workers may use).
+    there, pinned and non_blocking), cpu_budget (cores the workers may use), shard ("auto": each rank
+    of an initialised torch.distributed group takes its share; True: also from RANK/WORLD_SIZE;
+    False: every rank reads everything, as torch's loader does without a sampler).
     Not supported (raise ConfigError): batch_sampler, samplers other than DistributedSampler,
     worker_init_fn (each sample's randomness comes from cpuwise.data.transform.sample_rng instead).
     """
@@ -115,6 +129,7 @@ class DataLoader:
         seed: int | None = None,
         device: Any = None,
         cpu_budget: float | None = None,
+        shard: bool | str = "auto",
     ) -> None:
         if batch_sampler is not None or worker_init_fn is not None:
             what, found = (("batch_sampler", batch_sampler) if batch_sampler is not None
@@ -142,17 +157,30 @@ class DataLoader:
         self.persistent_workers, self.multiprocessing_context = persistent_workers, multiprocessing_context
         self.generator, self.in_order = generator, in_order
         self.pin_memory_device, self.device, self.cpu_budget = pin_memory_device, device, cpu_budget
+        if shard not in (True, False, "auto"):
+            raise ConfigError(f"shard must be True, False or 'auto', got {shard!r}.")
         self._shuffle, self._shard = _read_sampler(sampler, bool(shuffle))
+        if self._shard is None and (shard is True or (shard == "auto" and _distributed_world() > 1)):
+            world, rank, where = default_world()
+            self._shard = {"num_replicas": world, "rank": rank, "drop_last": False}
+            log.info("cpuwise DataLoader: rank %d of %d (from %s) takes its share of each epoch "
+                     "(shard=False to read everything in every rank)", rank, world, where)
         self.seed = int(seed if seed is not None else (generator.initial_seed() if generator is not None
                                                         else (self._shard or {}).get("seed", 0)))
-        self._indices = _indices(len(dataset), self._shard)
+        self._n = len(dataset)
         self.sampler = _SamplerView(self)
         self._pipeline: Any = None
 
     # --- torch DataLoader surface --------------------------------------------------------------
     def __len__(self) -> int:
-        n = len(self._indices)
+        n = self.samples_per_rank()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def samples_per_rank(self) -> int:
+        """Samples this rank reads per epoch (its share when sharded, pads included)."""
+        if self._shard is None:
+            return self._n
+        return share_length(self._n, self._shard["num_replicas"], self._shard["drop_last"])
 
     def set_epoch(self, epoch: int) -> None:
         """The next iteration runs epoch `epoch` (its own shuffle order); without calls, every
@@ -181,11 +209,19 @@ class DataLoader:
             self._pipeline.close()
 
     # --- the pipeline ----------------------------------------------------------------------------
+    def index_order(self) -> Any:
+        """The pipeline of dataset indices this rank reads: shuffled and sharded as configured."""
+        ds = from_sequence(cast(Sequence[int], np.arange(self._n, dtype=np.int64)), name="DataLoader")
+        if self._shuffle:
+            ds = ds.shuffle(seed=self.seed)
+        if self._shard is not None:
+            ds = ds.shard(self._shard["num_replicas"], self._shard["rank"],
+                          drop_remainder=self._shard["drop_last"])
+        return ds
+
     def _batches(self) -> Any:
         if self._pipeline is None:
-            ds = from_sequence(cast(Sequence[int], self._indices), name="DataLoader")
-            if self._shuffle:
-                ds = ds.shuffle(seed=self.seed)
+            ds = self.index_order()
             fetch = _Fetch(self.dataset)
             if self.num_workers == 0:
                 ds = ds.map(fetch, backend="inline", name="dataset[i]")
@@ -250,17 +286,9 @@ def _read_sampler(sampler: Any, shuffle: bool) -> tuple[bool, dict[str, Any] | N
     )
 
 
-def _indices(n: int, shard: dict[str, Any] | None) -> np.ndarray:
-    """All indices, or this rank's shard padded/truncated to equal length as DistributedSampler does
-    (ranks must run the same number of steps, or collective ops hang)."""
-    idx = np.arange(n, dtype=np.int64)
-    if shard is None:
-        return idx
-    world, rank = shard["num_replicas"], shard["rank"]
-    if shard["drop_last"]:
-        total = (n // world) * world
-        idx = idx[:total]
-    else:
-        total = math.ceil(n / world) * world
-        idx = np.resize(idx, total)  # repeats from the start, as DistributedSampler pads
-    return idx[rank:total:world]
+def _distributed_world() -> int:
+    """The world size of an initialised torch.distributed group, else 1 (torch is imported by the
+    caller's script already: this module is the torch adapter)."""
+    torch = require("torch", extra="torch")
+    dist = torch.distributed
+    return int(dist.get_world_size()) if dist.is_available() and dist.is_initialized() else 1

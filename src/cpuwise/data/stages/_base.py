@@ -21,13 +21,17 @@ consumer's thread.
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 from cpuwise._schema import StageEntry
 from cpuwise.data._runtime.shared import Shared, shared_by
-from cpuwise.errors import PipelineError
+from cpuwise.errors import PipelineError, StateError
 
 REGISTRY: dict[str, type[Spec]] = {}  # stage kind -> its Spec class, filled as stage modules load
 
@@ -58,6 +62,16 @@ class BuildContext:
     epoch: EpochClock = field(default_factory=EpochClock)  # the clock of the group being built
     seed: int = 0  # the last shuffle's seed: random maps derive theirs from it
     n_random: int = 0  # random maps built since that shuffle
+    # set by a spec's prepare(), before any stage is built:
+    lockstep: tuple[int, int] | None = None  # groups [first, end) whose drops become markers (shard)
+    lock: Any = None  # what a shard shares with the stages of its lockstep
+    wraps: dict[int, Callable[[Any], Any]] = field(default_factory=dict)  # group index -> a stage to
+    # put between the stage built before that group and the group (len(groups): after the last)
+
+    @property
+    def in_lockstep(self) -> bool:
+        """True when the group being built must hand on a marker for each sample it drops."""
+        return self.lockstep is not None and self.lockstep[0] <= self.index < self.lockstep[1]
 
     @property
     def group(self) -> list[Spec]:
@@ -99,6 +113,14 @@ class Spec:
         """The stage as the user wrote it (`batch(32)`): in stats, errors and state fingerprints."""
         raise NotImplementedError(f"{type(self).__name__} must implement describe() (the Spec contract)")
 
+    def fingerprint(self) -> str:
+        """What a state records of this stage: a state loads only into a pipeline with the same ones."""
+        return self.describe()
+
+    def prepare(self, ctx: BuildContext) -> None:
+        """Called on every group's first spec before any stage is built (`ctx.index` is its group):
+        a spec may set facts the stages before it need (a shard: which of them run in lockstep)."""
+
     def length(self, upstream: int | None) -> int | None:
         """Items per epoch after this stage, given `upstream` items (None: not known in advance)."""
         return upstream
@@ -122,6 +144,84 @@ def require_upstream(upstream: Stage | None, spec: Spec) -> Stage:
         raise PipelineError(f"{spec.describe()}: expected a stage upstream, found none. Fix: start the "
                             "pipeline with a source (cd.from_sequence, from_folder, ...).")
     return upstream
+
+
+class LazyState:
+    """A part of a stage's state that is cheap to take and built in full only when read.
+
+    Stages hand out their state after every item (a prefetch thread keeps the state after each
+    item it reads ahead), so a state must cost O(1) to take. A part that would be costly to copy (a
+    shuffle window's buffer) is returned as a LazyState; `materialized()` builds it when a user asks
+    for `ds.state_dict()`, and pickling or deep-copying one builds it too, so it never leaks out.
+    """
+
+    __slots__ = ()
+
+    def materialize(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement materialize()")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_plain, (self.materialize(),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.materialize(), memo)
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+def materialized(state: Any) -> Any:
+    """`state` with every LazyState in it (as a dict value, at any depth) built into its value."""
+    if isinstance(state, LazyState):
+        return state.materialize()
+    if isinstance(state, dict):
+        return {k: materialized(v) for k, v in state.items()}
+    return state
+
+
+def _bad_state(stage: str, what: str, found: str) -> StateError:
+    return StateError(f"stage '{stage}': expected {what} in its state, found {found}. Fix: load a state "
+                      "that ds.state_dict() saved from this same pipeline (the checkpoint may be damaged).")
+
+
+def state_fields(state: Any, stage: str, *keys: str) -> dict[str, Any]:
+    """`state` itself, checked to be a dict holding every key in `keys`."""
+    if not isinstance(state, dict):
+        raise _bad_state(stage, f"a dict with keys {list(keys)}", type(state).__name__)
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise _bad_state(stage, f"the key(s) {missing}", f"keys {sorted(map(str, state))}")
+    return state
+
+
+def state_int(state: Any, key: str, stage: str, lo: int = 0, hi: int | None = None) -> int:
+    """The int field `key` of a stage's state, checked to lie in [lo, hi] (a loaded state is untrusted:
+    a negative skip would re-deliver items, a huge one silently drop them)."""
+    value = state_fields(state, stage, key)[key]
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or value < lo or (hi is not None and value > hi):
+        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise _bad_state(stage, f"{key} an int {bound}", f"{key}={value!r}")
+    return int(value)
+
+
+def state_sub(state: Any, key: str, stage: str) -> dict[str, Any]:
+    """The nested state `key` (an upstream stage's state: a dict) of a stage's state."""
+    value = state_fields(state, stage, key)[key]
+    if not isinstance(value, dict):
+        raise _bad_state(stage, f"{key} a dict (the upstream stage's state)", type(value).__name__)
+    return value
+
+
+def state_list(state: Any, key: str, stage: str, max_len: int | None = None) -> list[Any]:
+    """The list field `key` of a stage's state (absent: empty), at most `max_len` long."""
+    value = state_fields(state, stage)[key] if isinstance(state, dict) and key in state else []
+    if not isinstance(value, (list, tuple)) or (max_len is not None and len(value) > max_len):
+        bound = f" of at most {max_len} items" if max_len is not None else ""
+        raise _bad_state(stage, f"{key} a list{bound}",
+                         f"{type(value).__name__}" + (f" of {len(value)}" if isinstance(value, list) else ""))
+    return list(value)
 
 
 class StageStats:
@@ -240,4 +340,7 @@ class Stage:
     def reset_upstream(self, initial_state: dict[str, Any] | None) -> None:
         """Reset the upstream stage from this stage's snapshot (or from the start when None)."""
         assert self.upstream is not None
-        self.upstream.reset(None if initial_state is None else initial_state[self.UPSTREAM_KEY])
+        if initial_state is None:
+            self.upstream.reset(None)
+            return
+        self.upstream.reset(state_sub(initial_state, self.UPSTREAM_KEY, self.name))

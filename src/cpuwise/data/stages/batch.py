@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream, state_list
 from cpuwise.errors import PipelineError
 
 
@@ -80,8 +80,10 @@ class BatchStage(Stage):
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         self.reset_upstream(initial_state)
-        partial = None if initial_state is None else initial_state.get(self.PARTIAL_KEY)
-        self._partial = list(partial) if partial else []
+        if initial_state is None:
+            self._partial = []
+        else:  # a partial batch holds fewer than `size` samples
+            self._partial = state_list(initial_state, self.PARTIAL_KEY, self.name, self.size - 1)
 
     def next(self) -> Any:
         assert self.upstream is not None

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream, state_fields, state_int
+from cpuwise.errors import StateError
 
 _ALIGN = 64
 
@@ -196,7 +197,11 @@ class CacheStage(Stage):
         mode = "serve" if self.store.complete else "fill"
         pos = 0
         if initial_state is not None:
-            mode, pos = initial_state[self.MODE_KEY], int(initial_state[self.POS_KEY])
+            mode, pos = state_fields(initial_state, self.name, self.MODE_KEY)[self.MODE_KEY], \
+                state_int(initial_state, self.POS_KEY, self.name)
+            if mode not in ("fill", "serve"):
+                raise StateError(f"stage '{self.name}': expected mode 'fill' or 'serve', found {mode!r}. "
+                                 "Fix: load a state saved from this pipeline.")
             if mode == "serve" and not self.store.complete:
                 mode = "fill"  # the record is gone: rebuild, skipping what was delivered
         self._mode, self._pos = mode, pos

@@ -35,7 +35,10 @@ from cpuwise.data.stages._base import (
     StageStats,
     require_upstream,
     stage_entry,
+    state_int,
+    state_sub,
 )
+from cpuwise.data.stages._lockstep import Dropped, KeepDropped
 from cpuwise.data.transform import needs_rng
 from cpuwise.errors import SampleError, StateError
 
@@ -81,7 +84,8 @@ class MapSpec(Spec):
         for spec in group:  # each random map draws from its own seed: the shuffle's, plus its rank
             random = needs_rng(spec.fn)
             seed = (ctx.seed + ctx.n_random) & 0xFFFFFFFF
-            fns.append(MapFn(spec.fn, spec.name, random, spec.on_error, seed))
+            fn = KeepDropped(spec.fn) if ctx.in_lockstep else spec.fn  # markers pass through unrun
+            fns.append(MapFn(fn, spec.name, random, spec.on_error, seed))
             ctx.n_random += int(random)
         groups = map_groups(ctx.groups)
         n = initial_workers(groups, ctx.cpu_budget)[next(i for i, g in enumerate(groups) if g[0] is self)]
@@ -92,7 +96,8 @@ class MapSpec(Spec):
             return shared.pool(key, lambda: start_pool(backend, fns, n, name))
 
         stage = MapStage(require_upstream(upstream, self), fns, pool, ctx.epoch,
-                         tuned=not isinstance(self.workers, int), start_workers=n, backend=backend)
+                         tuned=not isinstance(self.workers, int), start_workers=n, backend=backend,
+                         lockstep=ctx.in_lockstep)
         if self.cpu_budget is not None:
             stage.max_workers = max(1, math.floor(self.cpu_budget + 1e-9))
         return stage
@@ -152,9 +157,10 @@ class MapStage(Stage):
 
     def __init__(self, upstream: Stage, fns: list[MapFn], pool_fn: Callable[[], Pool],
                  epoch_fn: Callable[[], int], tuned: bool, start_workers: int = 1,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", lockstep: bool = False) -> None:
         super().__init__(" + ".join(f"map({f.name})" for f in fns), upstream)
         self.fns, self.pool_fn, self.epoch_fn, self.tuned = fns, pool_fn, epoch_fn, tuned
+        self.lockstep = lockstep  # after a shard: a skipped sample leaves a Dropped marker
         self.start_workers = start_workers  # the pool's size when it starts
         self.requested_backend = backend
         self.pool: Pool | None = None
@@ -188,11 +194,9 @@ class MapStage(Stage):
             self._state = {self.UPSTREAM_KEY: self.upstream.get_state(), self.SKIP_KEY: 0,
                            self.INDEX_KEY: 0}
             return
-        try:
-            up, skip, index = (initial_state[k] for k in (self.UPSTREAM_KEY, self.SKIP_KEY, self.INDEX_KEY))
-        except KeyError as exc:
-            raise StateError(f"map '{self.name}': expected state keys up/skip/index, found "
-                             f"{sorted(initial_state)}. Fix: load a state saved from this pipeline.") from exc
+        up = state_sub(initial_state, self.UPSTREAM_KEY, self.name)
+        skip = state_int(initial_state, self.SKIP_KEY, self.name, 0, MAX_CHUNK)  # within one chunk
+        index = state_int(initial_state, self.INDEX_KEY, self.name)
         self.upstream.reset(up)
         for _ in range(int(skip)):
             try:
@@ -273,6 +277,8 @@ class MapStage(Stage):
                     self.gstats.errors[out.stage].skip(out.name)
                     log.debug("cpuwise.data: skipped %r in %s: %s", out.name, self.fns[out.stage].name,
                               out.why)
+                    if self.lockstep:
+                        return Dropped(out.name)
                     continue
                 if isinstance(out, Failed):
                     self.gstats.errors[out.stage].errors += 1

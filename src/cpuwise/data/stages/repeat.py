@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cpuwise.data.stages._base import BuildContext, EpochClock, Spec, Stage, require_upstream
+from cpuwise.data.stages._base import BuildContext, EpochClock, Spec, Stage, require_upstream, state_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +42,9 @@ class RepeatStage(Stage):
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         assert self.upstream is not None
-        self.clock.value = 0 if initial_state is None else int(initial_state[self.PASS_KEY])
+        last = self.n if self.n is not None else EpochClock.PASS_SPAN  # n: every pass done
+        self.clock.value = 0 if initial_state is None else state_int(initial_state, self.PASS_KEY, self.name,
+                                                                      0, last)
         self.reset_upstream(initial_state)
 
     def next(self) -> Any:

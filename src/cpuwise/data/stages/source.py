@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, state_int
 from cpuwise.errors import StateError
 
 
@@ -25,6 +25,7 @@ class SourceSpec(Spec):
     seq: Sequence[Any] | None = None
     factory: Callable[[], Iterable[Any]] | None = None
     one_shot: bool = False  # the factory hands out one iterator once (a generator): no resume
+    ordered: bool = True  # the same items in the same order on every run: a mid-epoch resume may skip
     classes: list[str] | None = None  # from_folder / from_csv class names (index = label)
     kind: ClassVar[str] = "source"
 
@@ -39,11 +40,12 @@ class SourceSpec(Spec):
         if self.seq is not None:
             return IndexSource(self.describe(), self.seq)
         assert self.factory is not None
-        return IterSource(self.describe(), self.factory, self.one_shot)
+        return IterSource(self.describe(), self.factory, self.one_shot, self.ordered)
 
 
 class IndexSource(Stage):
-    """Yields seq[order[pos]] for pos = 0, 1, ...; `order` is None (identity) or a permutation."""
+    """Yields seq[order[pos]] for pos = 0, 1, ...; `order` is None (identity), a permutation (shuffle)
+    or a rank's positions of one (shard)."""
 
     POS_KEY = "pos"
     kind = "source"
@@ -54,23 +56,19 @@ class IndexSource(Stage):
         self.seq = seq
         self.order_fn = order_fn
         self._order: np.ndarray | None = None
+        self._end = len(seq)
         self._pos = 0
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         self._order = self.order_fn() if self.order_fn is not None else None
+        self._end = len(self.seq) if self._order is None else len(self._order)
         self._pos = 0
         if initial_state is not None:
-            pos = int(initial_state[self.POS_KEY])
-            if not 0 <= pos <= len(self.seq):
-                raise StateError(
-                    f"source '{self.name}': expected a position in [0, {len(self.seq)}], found {pos}. "
-                    "Fix: load a state saved from a pipeline over the same data."
-                )
-            self._pos = pos
+            self._pos = state_int(initial_state, self.POS_KEY, self.name, 0, self._end)
 
     def next(self) -> Any:
-        if self._pos >= len(self.seq):
+        if self._pos >= self._end:
             raise StopIteration
         i = self._pos if self._order is None else int(self._order[self._pos])
         self._pos += 1
@@ -86,17 +84,26 @@ class IterSource(Stage):
     POS_KEY = "pos"
     kind = "source"
 
-    def __init__(self, name: str, factory: Callable[[], Iterable[Any]], one_shot: bool) -> None:
+    def __init__(self, name: str, factory: Callable[[], Iterable[Any]], one_shot: bool,
+                 ordered: bool = True) -> None:
         super().__init__(name)
-        self.factory, self.one_shot = factory, one_shot
+        self.factory, self.one_shot, self.ordered = factory, one_shot, ordered
         self._it: Iterator[Any] | None = None
         self._pos = 0
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
+        skip = 0 if initial_state is None else state_int(initial_state, self.POS_KEY, self.name)
+        if skip and not self.ordered:
+            raise StateError(
+                f"source '{self.name}': expected a state saved at an epoch boundary, found one {skip} "
+                "items into an epoch of a source whose order changes between runs (Ray Data delivers "
+                "rows as tasks finish), so no state can say which items were consumed. Fix: resume "
+                "at epoch boundaries, or set ray.data.DataContext.get_current().execution_options"
+                ".preserve_order = True before building the Ray Dataset."
+            )
         self._it = iter(self.factory())
         self._pos = 0
-        skip = 0 if initial_state is None else int(initial_state[self.POS_KEY])
         for _ in range(skip):
             try:
                 next(self._it)

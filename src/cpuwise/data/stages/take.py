@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream
+from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream, state_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +39,9 @@ class TakeStage(Stage):
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
         self.reset_upstream(initial_state)
-        self._count = 0 if initial_state is None else int(initial_state[self.COUNT_KEY])
+        self._count = 0
+        if initial_state is not None:
+            self._count = state_int(initial_state, self.COUNT_KEY, self.name, 0, self.n)
 
     def next(self) -> Any:
         assert self.upstream is not None
