@@ -85,3 +85,12 @@ def cv2_threads(x: int) -> int:
     import cv2
 
     return int(cv2.getNumThreads())
+
+
+def open_path(path: str) -> int:
+    """Opens a path by name, as a user's decoder does (blocks on a FIFO nobody writes); leaves
+    `path`.started.<pid> first, so a test knows the worker got there."""
+    with open(f"{path}.started.{os.getpid()}", "w"):
+        pass
+    with open(path, "rb") as f:
+        return len(f.read())

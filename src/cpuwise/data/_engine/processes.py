@@ -157,7 +157,7 @@ class ProcessPool(PoolBase[_Task]):
         progress = ctx.RawArray("q", 2)
         progress[0] = -1
         proc = _Process(target=worker_main, name=f"cpuwise-{self.name}-{wid}", daemon=True,
-                   args=(child, self.fns_blob, progress, f"{self.prefix}w{wid}-"))
+                   args=(child, self.fns_blob, progress, f"{self.prefix}w{wid}-", os.getpid()))
         proc.start()
         child.close()
         w = _Worker(wid, proc, parent, progress)

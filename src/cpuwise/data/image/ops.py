@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import available
+from cpuwise.data._files import read_regular
 from cpuwise.data.image import decoders, geometry
 from cpuwise.data.image.geometry import Box
 from cpuwise.data.transform import RandomTransform, on_image
@@ -45,8 +46,7 @@ def load_bytes(src: Any, stage: str = "read_bytes") -> bytes:
     """The encoded bytes of a path, bytes-like object or 1-D uint8 array."""
     if isinstance(src, (str, os.PathLike)):
         try:
-            with open(src, "rb") as f:
-                return f.read()
+            return read_regular(src)  # never blocks on a FIFO nor reads a device
         except OSError as exc:
             raise SampleError(f"{stage}: cannot read '{os.fspath(src)}': {exc.strerror or exc}. "
                               "Check the path and its permissions, or use on_error='skip'.",
