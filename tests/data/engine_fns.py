@@ -94,3 +94,28 @@ def open_path(path: str) -> int:
         pass
     with open(path, "rb") as f:
         return len(f.read())
+
+
+def lock_on_17(x: int) -> Any:
+    """Sample 17's result cannot be pickled (a lock), as a careless transform's might."""
+    import threading
+
+    return threading.Lock() if x == 17 else np.full(4, x)
+
+
+def _refuse_to_load(x: int) -> None:
+    raise ValueError(f"result {x} cannot be rebuilt in this process")
+
+
+class LoadsNowhere:
+    """Pickles fine (in the worker) but raises when unpickled (in the pipeline's process)."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refuse_to_load, (self.x,))
+
+
+def unloadable_on_5(x: int) -> Any:
+    return LoadsNowhere(x) if x == 5 else x

@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
-from cpuwise.data._engine.chunk import MapFn
+from cpuwise.data._engine.chunk import MapFn, ResultPolicy
 from cpuwise.data._engine.pool import Pool
 from cpuwise.data._engine.threads import InlinePool, ThreadPool
 from cpuwise.errors import ConfigError
@@ -42,7 +42,8 @@ def start_pool(backend: str, fns: Sequence[MapFn], n: int, name: str) -> Pool:
     # which a pipeline without process workers never needs
     from cpuwise.data._engine.processes import ProcessPool
 
-    return ProcessPool(blob, n, name, skip_crashers=all(f.on_error == "skip" for f in fns))
+    return ProcessPool(blob, n, name, skip_crashers=all(f.on_error == "skip" for f in fns),
+                       results=ResultPolicy.of(list(fns)))
 
 
 def picklable(fns: Sequence[MapFn]) -> tuple[bytes | None, str]:

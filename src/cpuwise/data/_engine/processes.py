@@ -29,6 +29,7 @@ from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
 
 from cpuwise.data._engine import shm
+from cpuwise.data._engine.chunk import ResultPolicy, unseal
 from cpuwise.data._engine.pool import Completed, PoolBase, closed_error
 from cpuwise.data._engine.worker_main import worker_main
 from cpuwise.data._naming import sample_name
@@ -108,6 +109,7 @@ class _Task:
     items: list[Any]
     start: int
     epoch: int
+    seal: bool = False  # its results could not be rebuilt here: the worker pickles each on its own
     crashed: set[int] = field(default_factory=set)
     kills: dict[int, int] = field(default_factory=dict)
     first_death: dict[int, float] = field(default_factory=dict)  # position -> its first kill time
@@ -129,9 +131,11 @@ class ProcessPool(PoolBase[_Task]):
 
     backend = "process"
 
-    def __init__(self, fns_blob: bytes, n: int, name: str = "map", skip_crashers: bool = False) -> None:
+    def __init__(self, fns_blob: bytes, n: int, name: str = "map", skip_crashers: bool = False,
+                 results: ResultPolicy | None = None) -> None:
         super().__init__(name)
         self.fns_blob, self.skip_crashers = fns_blob, skip_crashers
+        self.results = results or ResultPolicy(0, skip_crashers)
         self.prefix = f"{shm.PREFIX}{os.getpid()}-{secrets.token_hex(3)}-"
         self._workers: list[_Worker] = []
         self._stopping: list[_Worker] = []
@@ -217,7 +221,7 @@ class ProcessPool(PoolBase[_Task]):
         w.inflight.append(task_id)
         freed = w.slots.collect_free(set())
         try:
-            w.conn.send((task_id, packed, task.start, task.epoch, frozenset(task.crashed), freed))
+            w.conn.send((task_id, packed, task.start, task.epoch, frozenset(task.crashed), freed, task.seal))
         except OSError:
             shm.discard(packed)  # the worker is dead; poll() notices and re-sends its tasks
 
@@ -280,9 +284,24 @@ class ProcessPool(PoolBase[_Task]):
         task_id, packed, times, cpu = msg
         if task_id in w.inflight:
             w.inflight.remove(task_id)
-        result = w.slots.read(packed)  # also for cancelled tasks: the slot must be registered
-        if self._pending.pop(task_id, None) is None:
+        try:
+            result = w.slots.read(packed)  # also for cancelled tasks: the slot must be registered
+        except Exception as exc:  # a result that pickled in the worker but cannot be rebuilt here
+            task = self._pending.get(task_id)
+            if task is None:
+                return
+            if task.seal:  # sealed outputs are bytes: this is not about one result
+                raise
+            log.info("cpuwise.data: map '%s': a result could not be rebuilt (%s: %s); running its chunk "
+                     "again with each result sent on its own", self.name, type(exc).__name__, exc)
+            task.seal = True
+            self._send(task_id)
+            return
+        task = self._pending.pop(task_id, None)
+        if task is None:
             return  # cancelled while it ran; dropping `result` frees its slot
+        if task.seal:
+            result = unseal(self.results, task.items, result)
         out.append(Completed(task_id, result, times, cpu))
 
     def _on_death(self, w: _Worker, out: list[Completed]) -> None:

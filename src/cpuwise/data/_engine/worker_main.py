@@ -22,7 +22,7 @@ from typing import Any
 
 from cpuwise import _channel
 from cpuwise.data._engine import shm
-from cpuwise.data._engine.chunk import Failed, run_chunk
+from cpuwise.data._engine.chunk import ResultPolicy, run_chunk, sendable
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
@@ -126,6 +126,7 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str, owner: i
         except Exception:
             conn.send(("fatal", traceback.format_exc()))
             return
+        policy = ResultPolicy.of(fns)
         capped = cap_threads()
         _tell_doctor(capped)
         n_modules = len(sys.modules)
@@ -133,7 +134,7 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str, owner: i
             msg = conn.recv()
             if msg is None:
                 break
-            task_id, packed_items, start, epoch, crashed, freed = msg
+            task_id, packed_items, start, epoch, crashed, freed, seal = msg
             slots.release(freed)
             progress[0] = task_id
             progress[1] = 0
@@ -141,14 +142,13 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str, owner: i
             c0 = time.process_time()
             out, times = run_chunk(fns, items, start, epoch, crashed, progress)
             cpu = time.process_time() - c0
-            del items
+            if seal:  # its results could not be rebuilt in the parent: each travels on its own
+                out = sendable(policy, items, out, seal=True)
             try:
                 packed = slots.write(out)
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:
-                why = (f"the map result could not be sent back from the worker process ({exc}). Fix: "
-                       "return numpy arrays and plain Python values, or use backend='thread'")
-                packed = slots.write([Failed(f"chunk at index {start}", 0, why, "")])
-            del out
+            except Exception:  # one result does not pickle: it alone becomes a marker
+                packed = slots.write(sendable(policy, items, out))
+            del out, items
             progress[0] = -1
             conn.send((task_id, packed, times, cpu))
             if len(sys.modules) != n_modules:

@@ -37,7 +37,7 @@ from cpuwise.data.stages._base import (
     stage_entry,
 )
 from cpuwise.data.transform import needs_rng
-from cpuwise.errors import SampleError, StateError
+from cpuwise.errors import SampleError, StateError, WorkerError
 
 log = logging.getLogger("cpuwise.data")
 
@@ -250,6 +250,12 @@ class MapStage(Stage):
             done = pool.take(c.task_id)
             if done is None:
                 continue
+            if len(done.outputs) != c.n:  # delivering by position needs exactly one result per input
+                raise WorkerError(
+                    f"map '{self.name}': the pool returned {len(done.outputs)} results for a chunk of "
+                    f"{c.n} samples (epoch index {c.start}); expected one per sample. This is a bug in "
+                    "cpuwise.data: please report it with the map function's pool backend."
+                )
             self._ready[done.task_id] = done.outputs
             n = len(done.outputs)
             for j, t in enumerate(done.times):
