@@ -119,3 +119,29 @@ class LoadsNowhere:
 
 def unloadable_on_5(x: int) -> Any:
     return LoadsNowhere(x) if x == 5 else x
+
+
+def hang_on_7(sample: tuple[str, str]) -> int:
+    """Sample "s7" blocks, in every worker that runs it, until the file `release` exists (the test
+    creates it only to clean up)."""
+    name, release = sample
+    x = int(name[1:])
+    if x == 7:
+        while not os.path.exists(release):
+            time.sleep(0.01)
+    return x
+
+
+def hang_on_7_once(sample: tuple[str, str]) -> int:
+    """Sample "s7" blocks the first worker that runs it (forever); a later worker runs it normally."""
+    name, marker = sample
+    x = int(name[1:])
+    if x == 7:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return x
+        os.close(fd)
+        while True:
+            time.sleep(0.01)
+    return x

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,21 +123,22 @@ def unseal(policy: ResultPolicy, items: list[Any], outputs: list[Any]) -> list[A
 
 
 def run_chunk(fns: list[MapFn], items: list[Any], start: int, epoch: int,
-              crashed: frozenset[int] = frozenset(),
+              crashed: Mapping[int, str] | None = None,
               progress: Any = None) -> tuple[list[Any], list[float]]:
     """Apply the group to items[k] (epoch index start + k). Returns (outputs, seconds per fn).
 
-    `crashed` holds chunk positions whose sample killed a worker before: with on_error="skip" they
-    are skipped without being run again. `progress` (a shared int array) records the position being
-    run, so the parent can name the sample that killed a worker.
+    `crashed` maps chunk positions whose sample killed or hung a worker twice to the reason: with
+    on_error="skip" they are skipped without being run again. `progress` (a shared int array)
+    records the position being run, so the pool can name the sample that killed or hung a worker.
     """
+    crashed = crashed or {}
     out: list[Any] = []
     times = [0.0] * len(fns)
     for k, item in enumerate(items):
         if progress is not None:
             progress[1] = k
         if k in crashed:
-            out.append(Skipped(sample_name(item), 0, "it killed its worker process twice"))
+            out.append(Skipped(sample_name(item), 0, crashed[k]))
             continue
         x = item
         for j, f in enumerate(fns):
