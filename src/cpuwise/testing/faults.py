@@ -73,13 +73,15 @@ class FaultReport:
     events: Counter[str] = field(default_factory=Counter)
     worker_pids: set[int] = field(default_factory=set)
     rss_mb: list[float] = field(default_factory=list)  # this process and its workers, after each epoch
+    rss_main_mb: list[float] = field(default_factory=list)  # this process alone
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "items": self.items, "skipped": self.skipped,
                 "events": dict(self.events), "workers_started": len(self.worker_pids),
-                "rss_mb": [round(x, 1) for x in self.rss_mb], "seconds": round(self.seconds, 2),
+                "rss_mb": [round(x, 1) for x in self.rss_mb],
+                "rss_main_mb": [round(x, 1) for x in self.rss_main_mb], "seconds": round(self.seconds, 2),
                 "problems": list(self.problems)}
 
 
@@ -147,7 +149,9 @@ def run_faults(files: Files, epochs: int | None = 8, seed: int = 14, workers: in
             _epoch(files, epoch, random.Random(seed * 100_003 + epoch), workers, cache_dir, report, live)
             epoch += 1
             report.epochs = epoch
-            report.rss_mb.append(_rss_mb())
+            main, total = _rss_mb()
+            report.rss_main_mb.append(main)
+            report.rss_mb.append(total)
             if on_epoch is not None:
                 on_epoch(report)
     finally:
@@ -267,15 +271,16 @@ def _collect_skipped(ds: Dataset, into: set[str]) -> None:
             into.update(entry["skipped"])
 
 
-def _rss_mb() -> float:
+def _rss_mb() -> tuple[float, float]:
+    """(this process's RSS, with its child processes') in MiB."""
     me = psutil.Process()
-    total = me.memory_info().rss
+    main = total = me.memory_info().rss
     for child in me.children(recursive=True):
         try:
             total += child.memory_info().rss
         except psutil.Error:
             pass
-    return total / 2**20
+    return main / 2**20, total / 2**20
 
 
 def _check_leftovers(report: FaultReport) -> None:
