@@ -24,7 +24,7 @@ from PIL import Image
 import cpuwise.data as cd
 import cpuwise.data.image as ci
 from conftest import jpeg_bytes, make_image
-from cpuwise.data.image import checks, decoders, gpu
+from cpuwise.data.image import decoders, gpu
 from cpuwise.data.stages.batch import collate
 from cpuwise.data.transform import sample_rng
 from cpuwise.errors import ConfigError, SampleError
@@ -129,7 +129,7 @@ def test_a_good_jpeg_still_decodes_the_same() -> None:
     for kw in ({}, {"progressive": True}, {"restart_marker_rows": 1}, {"restart_marker_blocks": 3},
                {"subsampling": 0}):
         data = save(IMG, **kw)
-        info = checks.jpeg_info(data)
+        info = decoders.jpeg_info(data)
         assert info is not None and (info.height, info.width) == (376, 500)
         assert ci.decode()(data).shape == (376, 500, 3)
     grey = io.BytesIO()
@@ -184,6 +184,8 @@ def silent_gpu_decoder(datas: list[bytes], device: object) -> tuple[list[object]
 
 
 def test_the_gpu_path_refuses_what_the_structural_check_refuses() -> None:
+    from cpuwise.data.image import checks  # here, not above: the tests above run at older commits too
+
     datas = [GOOD, CORRUPT["progressive cut"], CORRUPT["restart markers cut"], CORRUPT["no end marker"],
              jpeg_bomb(), b"not a jpeg"]
     assert gpu.refused(datas) == [1, 2, 3, 4, 5]
