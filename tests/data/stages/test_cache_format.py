@@ -48,9 +48,10 @@ def check(items: list[Any]) -> None:
     assert all(np.array_equal(x, sample(i)[0]) for i, (x, _) in enumerate(items))
 
 
-def evil_record(marker: Path) -> bytes:
+def evil_record(marker: Path, count: int = 10) -> bytes:
+    """What the old format's meta.bin held (length-prefixed pickles), one per item, each running code."""
     body = pickle.dumps((pickle.dumps(Payload(marker)), []))
-    return struct.pack("<Q", len(body)) + body
+    return (struct.pack("<Q", len(body)) + body) * count
 
 
 @pytest.mark.parametrize("name", ["meta.bin", "items.jsonl", "data.bin", "done.json"])
