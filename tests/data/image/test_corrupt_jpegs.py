@@ -145,6 +145,7 @@ def test_a_decompression_bomb_is_refused_before_any_allocation(bomb: bytes, monk
 
     for name in list(decoders._FUNCS):
         monkeypatch.setitem(decoders._FUNCS, name, never)
+    monkeypatch.setattr(decoders, "calibrate", never)  # nor may a calibration run (and be cached) here
     monkeypatch.setattr(Image.Image, "load", never)
     path = tmp_path / "bomb.jpg"
     path.write_bytes(bomb)
