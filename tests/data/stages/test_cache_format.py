@@ -170,3 +170,14 @@ def test_an_item_the_format_cannot_hold_is_an_error_at_write_time(tmp_path: Path
     msg = str(info.value)
     assert f"at {where}" in msg and "numpy arrays" in msg and ".cache() in memory" in msg
     assert not (tmp_path / "c" / "done.json").exists()
+
+
+def test_special_files_in_the_cache_folder_are_replaced_not_opened(tmp_path: Path) -> None:
+    path = tmp_path / "cache"
+    check(list(build(path)))
+    for name in ("data.bin", "items.jsonl"):
+        (path / name).unlink()
+        os.mkfifo(path / name)  # opening either would block
+    calls: list[int] = []
+    check(list(build(path, calls)))
+    assert calls == list(range(10)) and (path / "data.bin").is_file()

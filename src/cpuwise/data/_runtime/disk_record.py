@@ -229,6 +229,13 @@ class DiskStore:
         (self.dir / self.DONE).unlink(missing_ok=True)
         for old in self.OLD:
             (self.dir / old).unlink(missing_ok=True)
+        for name in (self.DATA, self.ITEMS):  # a FIFO or a folder put there would block or break appends
+            path = self.dir / name
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                if path.is_dir() and not path.is_symlink():
+                    raise PipelineError(f"cache '{self.dir}': expected {name} to be a file, found a folder. "
+                                        "Fix: remove it (or the cache folder); the next pass rebuilds it.")
+                path.unlink()
         items_end = data_end = 0
         if keep:
             try:

@@ -189,6 +189,9 @@ def reusable(root: Path, manifest: dict[str, Any] | None, fingerprint: str) -> b
     if manifest is None or manifest["fingerprint"] != fingerprint or manifest["version"] != FORMAT_VERSION:
         return False
     try:
+        for name in (FEATURES, LABELS) if manifest["has_labels"] else (FEATURES,):
+            if not (root / name).is_file():  # a FIFO would block np.load
+                raise ValueError(f"expected a file {name}, found none or something else")
         feats = np.load(root / FEATURES, mmap_mode="r", allow_pickle=False)
         want = (manifest["rows"], *manifest["feature_shape"])
         if feats.dtype != np.dtype(manifest["dtype"]) or feats.shape != want:
