@@ -85,3 +85,63 @@ def cv2_threads(x: int) -> int:
     import cv2
 
     return int(cv2.getNumThreads())
+
+
+def open_path(path: str) -> int:
+    """Opens a path by name, as a user's decoder does (blocks on a FIFO nobody writes); leaves
+    `path`.started.<pid> first, so a test knows the worker got there."""
+    with open(f"{path}.started.{os.getpid()}", "w"):
+        pass
+    with open(path, "rb") as f:
+        return len(f.read())
+
+
+def lock_on_17(x: int) -> Any:
+    """Sample 17's result cannot be pickled (a lock), as a careless transform's might."""
+    import threading
+
+    return threading.Lock() if x == 17 else np.full(4, x)
+
+
+def _refuse_to_load(x: int) -> None:
+    raise ValueError(f"result {x} cannot be rebuilt in this process")
+
+
+class LoadsNowhere:
+    """Pickles fine (in the worker) but raises when unpickled (in the pipeline's process)."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refuse_to_load, (self.x,))
+
+
+def unloadable_on_5(x: int) -> Any:
+    return LoadsNowhere(x) if x == 5 else x
+
+
+def hang_on_7(sample: tuple[str, str]) -> int:
+    """Sample "s7" blocks, in every worker that runs it, until the file `release` exists (the test
+    creates it only to clean up)."""
+    name, release = sample
+    x = int(name[1:])
+    if x == 7:
+        while not os.path.exists(release):
+            time.sleep(0.01)
+    return x
+
+
+def hang_on_7_once(sample: tuple[str, str]) -> int:
+    """Sample "s7" blocks the first worker that runs it (forever); a later worker runs it normally."""
+    name, marker = sample
+    x = int(name[1:])
+    if x == 7:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return x
+        os.close(fd)
+        while True:
+            time.sleep(0.01)
+    return x

@@ -25,6 +25,7 @@ BASE = cd.from_sequence(list(range(10)))
     (lambda: BASE.map(square, on_error="ignore"), "found 'ignore'"),
     (lambda: BASE.map(square, backend="gpu"), "found 'gpu'"),
     (lambda: BASE.map(42), "found int"),
+    (lambda: BASE.map(square, hang_timeout=0), "found 0"),
     (lambda: BASE.filter(None), "found NoneType"),
     (lambda: BASE.prefetch(0), "found 0"),
     (lambda: BASE.repeat(0), "found 0"),

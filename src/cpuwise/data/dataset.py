@@ -30,6 +30,7 @@ from cpuwise.data._runtime.budget import (
     check_choice,
     check_cpu_budget,
     check_positive_int,
+    check_positive_seconds,
     resolve,
 )
 from cpuwise.data._runtime.build import fingerprint
@@ -77,7 +78,8 @@ class Dataset:
         return self._then(ShuffleSpec(seed, buffer_size))
 
     def map(self, fn: Callable[..., Any], on_error: str = "raise", workers: int | str = "auto",
-            backend: str = "auto", cpu_budget: float | None = None, name: str | None = None) -> Dataset:
+            backend: str = "auto", cpu_budget: float | None = None, name: str | None = None,
+            hang_timeout: float | None = None) -> Dataset:
         """Apply `fn` to every sample (as `fn(sample, rng)` when it needs random numbers).
 
         Args:
@@ -85,6 +87,10 @@ class Dataset:
             workers: "auto" (autotuned within the CPU budget) or an int to pin the pool size.
             backend: "auto" (processes when fn pickles, else threads), "process", "thread", "inline".
             cpu_budget: cores this map may use (default: the pipeline's budget).
+            hang_timeout: seconds a worker may spend on one sample before it counts as hung (default
+                300): a hung worker process is named, killed and restarted, its tasks redone, and a
+                sample that hangs twice is skipped (on_error="skip") or a WorkerError naming it; a
+                hung thread is a WorkerError naming the sample. math.inf turns the check off.
         """
         if not callable(fn):
             raise ConfigError(f"map: expected a callable, found {type(fn).__name__}. Fix: map(my_function).")
@@ -94,7 +100,11 @@ class Dataset:
             check_positive_int("workers", workers, "pass workers='auto' (autotuned) or a count >= 1")
         if cpu_budget is not None:
             check_cpu_budget(cpu_budget)
-        return self._then(MapSpec(fn, on_error, workers, backend, cpu_budget, name or fn_name(fn)))
+        if hang_timeout is not None:
+            check_positive_seconds("hang_timeout", hang_timeout, "pass hang_timeout=300 (the default) or "
+                                   "another number of seconds > 0, or math.inf to turn the check off")
+        return self._then(MapSpec(fn, on_error, workers, backend, cpu_budget, name or fn_name(fn),
+                                  None if hang_timeout is None else float(hang_timeout)))
 
     def filter(self, pred: Callable[[Any], bool], on_error: str = "raise") -> Dataset:
         """Keep the samples for which `pred(sample)` is true."""

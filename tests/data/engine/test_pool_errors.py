@@ -9,12 +9,13 @@ import time
 from typing import Any
 
 import pytest
+from guards import HANG_S
 
 import cpuwise.data as cd
 from cpuwise.errors import WorkerError
 
 
-def next_within(it: Any, timeout: float = 5.0) -> Any:
+def next_within(it: Any, timeout: float = HANG_S) -> Any:
     """next(it) in a helper thread: returns ("ok", value) or ("err", exc); fails on a hang."""
     box: list[Any] = []
 

@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import pytest
 from engine_fns import crash_on_13, decode_file, fail_on_7s, record_pid, slow_array, thread_caps
+from guards import HANG_S, within
 
 import cpuwise.data as cd
 from cpuwise.data._engine import shm
@@ -27,7 +28,7 @@ def mine() -> list[str]:
     return shm.leftovers(f"{shm.PREFIX}{os.getpid()}-")
 
 
-def gone(pids: list[int], timeout: float = 5.0) -> bool:
+def gone(pids: list[int], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
@@ -54,10 +55,8 @@ def test_sigkilled_worker_is_replaced_and_its_items_redone() -> None:
 
 def test_a_sample_that_kills_its_worker_raises_worker_error_naming_it() -> None:
     ds = cd.from_sequence(list(range(40))).map(crash_on_13, workers=2, backend="process")
-    t0 = time.monotonic()
     with pytest.raises(WorkerError, match=r"sample '13' killed a worker process twice"):
-        list(ds)
-    assert time.monotonic() - t0 < 30
+        within(lambda: list(ds), "an epoch with a crashing sample")  # a hang guard, not a timing
     ds.close()
     assert mine() == []
 
@@ -175,7 +174,7 @@ def test_ctrl_c_leaves_no_workers_and_no_segments(tmp_path: Path) -> None:
     assert line.startswith("PIDS"), line
     pids = [int(p) for p in line.split()[1:]]
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=20) != 0
+    assert proc.wait(timeout=HANG_S) != 0
     assert gone(pids)
     assert shm.leftovers(f"{shm.PREFIX}{proc.pid}-") == []
 

@@ -46,7 +46,7 @@ def test_calibration_picks_a_correct_backend_per_factor() -> None:
 
 
 def test_a_wrong_backend_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    def grey(buf: bytes, info: decoders.JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
+    def grey(buf: bytes, info: decoders.JpegInfo, factor: int, strict: bool) -> tuple[np.ndarray, bool]:
         shape = (math.ceil(info.height / factor), math.ceil(info.width / factor), 3)
         return np.full(shape, 128, np.uint8), False
 
@@ -63,11 +63,11 @@ def test_calibration_is_cached_on_disk() -> None:
 
 
 def test_forced_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decoders, "_choice", None)
+    monkeypatch.setattr(decoders, "_choice", {})
     monkeypatch.setenv("CPUWISE_JPEG_DECODER", "pillow")
     assert set(decoders.chosen().values()) == {"pillow"}
-    monkeypatch.setattr(decoders, "_choice", None)
+    monkeypatch.setattr(decoders, "_choice", {})
     monkeypatch.setenv("CPUWISE_JPEG_DECODER", "nope")
     with pytest.raises(ValueError, match="CPUWISE_JPEG_DECODER"):
         decoders.chosen()
-    monkeypatch.setattr(decoders, "_choice", None)
+    monkeypatch.setattr(decoders, "_choice", {})

@@ -7,26 +7,28 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
-from cpuwise.data._engine.chunk import MapFn
-from cpuwise.data._engine.pool import Pool
+from cpuwise.data._engine.chunk import MapFn, ResultPolicy
+from cpuwise.data._engine.pool import HANG_TIMEOUT_S, Pool
 from cpuwise.data._engine.threads import InlinePool, ThreadPool
 from cpuwise.errors import ConfigError
 
 log = logging.getLogger("cpuwise.data")
 
 
-def start_pool(backend: str, fns: Sequence[MapFn], n: int, name: str) -> Pool:
+def start_pool(backend: str, fns: Sequence[MapFn], n: int, name: str,
+               hang_timeout: float = HANG_TIMEOUT_S) -> Pool:
     """A new pool of `n` workers running the fused group `fns`.
 
     Args:
         backend: "inline", "thread", "process", or "auto" (processes when the functions pickle, else
             threads, with a log line saying why).
         name: the group's name in thread names and error messages.
+        hang_timeout: seconds without progress on a sample after which a worker is hung (see pool.py).
     """
     if backend == "inline":
         return InlinePool(fns, name)
     if backend == "thread":
-        return ThreadPool(fns, n, name)
+        return ThreadPool(fns, n, name, hang_timeout)
     blob, why = picklable(fns)
     if blob is None and backend == "process":
         raise ConfigError(
@@ -37,12 +39,13 @@ def start_pool(backend: str, fns: Sequence[MapFn], n: int, name: str) -> Pool:
     if blob is None:
         log.info("cpuwise.data: map(%s) uses threads: the function cannot be sent to worker "
                  "processes (%s)", name, why)
-        return ThreadPool(fns, n, name)
+        return ThreadPool(fns, n, name, hang_timeout)
     # lazy: the process pool registers an exit hook and loads multiprocessing's forkserver machinery,
     # which a pipeline without process workers never needs
     from cpuwise.data._engine.processes import ProcessPool
 
-    return ProcessPool(blob, n, name, skip_crashers=all(f.on_error == "skip" for f in fns))
+    return ProcessPool(blob, n, name, skip_crashers=all(f.on_error == "skip" for f in fns),
+                       results=ResultPolicy.of(list(fns)), hang_timeout=hang_timeout)
 
 
 def picklable(fns: Sequence[MapFn]) -> tuple[bytes | None, str]:

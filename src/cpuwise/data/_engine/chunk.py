@@ -7,8 +7,10 @@ output, do not depend on which worker runs the sample or on how samples are chun
 
 from __future__ import annotations
 
+import pickle
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,22 +53,92 @@ class Failed:
         return (Failed, (self.name, self.stage, self.error, self.tb))  # exc objects may not pickle
 
 
+class Sealed:
+    """One output pickled on its own, so the receiving process can rebuild each output separately."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Sealed, (self.data,))
+
+
+SEND_FIX = ("Fix: return numpy arrays and plain Python values (numbers, str, bytes, tuples, lists, "
+            "dicts), or use backend='thread'")
+
+
+@dataclass(frozen=True)
+class ResultPolicy:
+    """What becomes of a sample whose result cannot travel: the group's last function's on_error."""
+
+    stage: int  # the position of that function in the group
+    skip: bool
+
+    @staticmethod
+    def of(fns: list[MapFn]) -> ResultPolicy:
+        return ResultPolicy(len(fns) - 1, fns[-1].on_error == "skip")
+
+    def marker(self, item: Any, why: str) -> Skipped | Failed:
+        name = sample_name(item)
+        return Skipped(name, self.stage, why) if self.skip else Failed(name, self.stage, why, "")
+
+
+def sendable(policy: ResultPolicy, items: list[Any], outputs: list[Any], seal: bool = False) -> list[Any]:
+    """`outputs` with each one that cannot be pickled replaced by a marker naming its sample.
+
+    Called when the whole chunk failed to pickle (in a worker process), so one bad result costs its
+    sample only. With `seal`, every good output is pickled on its own (`Sealed`): for a chunk whose
+    results pickled but could not be rebuilt in the pipeline's process (see `unseal`).
+    """
+    out: list[Any] = []
+    for item, o in zip(items, outputs, strict=True):
+        if isinstance(o, (Skipped, Failed)):
+            out.append(o)
+            continue
+        try:
+            data = pickle.dumps(o, protocol=5)
+        except Exception as exc:  # any __reduce__ may raise anything
+            out.append(policy.marker(item, f"the map result could not be sent back from the worker process "
+                                           f"({type(exc).__name__}: {exc}). {SEND_FIX}"))
+            continue
+        out.append(Sealed(data) if seal else o)
+    return out
+
+
+def unseal(policy: ResultPolicy, items: list[Any], outputs: list[Any]) -> list[Any]:
+    """Rebuild each Sealed output; one that cannot be rebuilt here becomes a marker naming its sample."""
+    out: list[Any] = []
+    for item, o in zip(items, outputs, strict=True):
+        if not isinstance(o, Sealed):
+            out.append(o)
+            continue
+        try:
+            out.append(pickle.loads(o.data))
+        except Exception as exc:
+            out.append(policy.marker(item, f"the map result could not be rebuilt in the pipeline's process "
+                                           f"({type(exc).__name__}: {exc}). {SEND_FIX}"))
+    return out
+
+
 def run_chunk(fns: list[MapFn], items: list[Any], start: int, epoch: int,
-              crashed: frozenset[int] = frozenset(),
+              crashed: Mapping[int, str] | None = None,
               progress: Any = None) -> tuple[list[Any], list[float]]:
     """Apply the group to items[k] (epoch index start + k). Returns (outputs, seconds per fn).
 
-    `crashed` holds chunk positions whose sample killed a worker before: with on_error="skip" they
-    are skipped without being run again. `progress` (a shared int array) records the position being
-    run, so the parent can name the sample that killed a worker.
+    `crashed` maps chunk positions whose sample killed or hung a worker twice to the reason: with
+    on_error="skip" they are skipped without being run again. `progress` (a shared int array)
+    records the position being run, so the pool can name the sample that killed or hung a worker.
     """
+    crashed = crashed or {}
     out: list[Any] = []
     times = [0.0] * len(fns)
     for k, item in enumerate(items):
         if progress is not None:
             progress[1] = k
         if k in crashed:
-            out.append(Skipped(sample_name(item), 0, "it killed its worker process twice"))
+            out.append(Skipped(sample_name(item), 0, crashed[k]))
             continue
         x = item
         for j, f in enumerate(fns):

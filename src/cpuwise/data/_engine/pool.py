@@ -11,12 +11,37 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from cpuwise.errors import WorkerError
 
 T = TypeVar("T")
+
+HANG_TIMEOUT_S = 300.0  # a worker with no progress on a task for this long is hung (map(hang_timeout=))
+
+
+class ProgressWatch:
+    """Tells a hung worker from a busy one by its progress slot: (task id, position in the task),
+    written by the worker before each sample, task id -1 while it waits for work.
+
+    A worker is hung when it holds a task and the slot has not changed for `timeout` seconds, as
+    seen by the pool's polls (the clock runs from the first poll that saw the current value, so
+    a consumer that stops pulling for a while never makes an idle worker look hung).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.seen: tuple[int, int] = (-1, 0)
+        self.since = time.monotonic()
+
+    def hung(self, task: int, pos: int, now: float) -> bool:
+        """Record the slot's value at `now`; True when it shows a task stuck for `timeout` s."""
+        if (task, pos) != self.seen:
+            self.seen, self.since = (task, pos), now
+            return False
+        return task >= 0 and now - self.since > self.timeout
 
 
 class Completed(NamedTuple):

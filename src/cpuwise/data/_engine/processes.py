@@ -5,9 +5,12 @@ thread pools can deadlock the child, and forkserver children start far faster th
 Tasks and results travel as shm messages (arrays in shared memory, not pickled).
 
 A worker that dies (SIGKILL from the OOM killer, a segfault in a native decoder) is replaced and its
-tasks are sent again; a shared progress slot tells which sample it was running. A sample that kills
-two workers is skipped (on_error="skip") or raises WorkerError naming it; workers that keep dying
-raise WorkerError within seconds. Nothing ever waits on a dead process.
+tasks are sent again; a shared progress slot tells which sample it was running. A worker that is
+alive but makes no progress on a task for `hang_timeout` seconds (a read that never returns, a
+deadlock in a native library) is hung: it is named with its sample in a warning, killed, and handled
+like a death. A sample that kills or hangs two workers is skipped (on_error="skip") or raises
+WorkerError naming it; workers that keep dying raise WorkerError within seconds. Nothing ever waits
+on a dead or hung process.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
 
 from cpuwise.data._engine import shm
-from cpuwise.data._engine.pool import Completed, PoolBase, closed_error
+from cpuwise.data._engine.chunk import ResultPolicy, unseal
+from cpuwise.data._engine.pool import HANG_TIMEOUT_S, Completed, PoolBase, ProgressWatch, closed_error
 from cpuwise.data._engine.worker_main import worker_main
 from cpuwise.data._naming import sample_name
 from cpuwise.errors import WorkerError
@@ -108,7 +112,8 @@ class _Task:
     items: list[Any]
     start: int
     epoch: int
-    crashed: set[int] = field(default_factory=set)
+    seal: bool = False  # its results could not be rebuilt here: the worker pickles each on its own
+    crashed: dict[int, str] = field(default_factory=dict)  # position -> why it is skipped
     kills: dict[int, int] = field(default_factory=dict)
     first_death: dict[int, float] = field(default_factory=dict)  # position -> its first kill time
 
@@ -122,6 +127,7 @@ class _Worker:
     slots: shm.SlotReader = field(default_factory=shm.SlotReader)
     inflight: deque[int] = field(default_factory=deque)
     retiring: bool = False
+    watch: ProgressWatch = field(default_factory=lambda: ProgressWatch(HANG_TIMEOUT_S))
 
 
 class ProcessPool(PoolBase[_Task]):
@@ -129,9 +135,11 @@ class ProcessPool(PoolBase[_Task]):
 
     backend = "process"
 
-    def __init__(self, fns_blob: bytes, n: int, name: str = "map", skip_crashers: bool = False) -> None:
+    def __init__(self, fns_blob: bytes, n: int, name: str = "map", skip_crashers: bool = False,
+                 results: ResultPolicy | None = None, hang_timeout: float = HANG_TIMEOUT_S) -> None:
         super().__init__(name)
-        self.fns_blob, self.skip_crashers = fns_blob, skip_crashers
+        self.fns_blob, self.skip_crashers, self.hang_timeout = fns_blob, skip_crashers, hang_timeout
+        self.results = results or ResultPolicy(0, skip_crashers)
         self.prefix = f"{shm.PREFIX}{os.getpid()}-{secrets.token_hex(3)}-"
         self._workers: list[_Worker] = []
         self._stopping: list[_Worker] = []
@@ -140,6 +148,7 @@ class ProcessPool(PoolBase[_Task]):
         self._seq = 0
         self._target = 0
         self.restarts = 0
+        self.hangs = 0
         shm.sweep_stale()  # segments of cpuwise runs that were SIGKILLed wholesale
         _LIVE.add(self)
         self.resize(n)
@@ -157,10 +166,10 @@ class ProcessPool(PoolBase[_Task]):
         progress = ctx.RawArray("q", 2)
         progress[0] = -1
         proc = _Process(target=worker_main, name=f"cpuwise-{self.name}-{wid}", daemon=True,
-                   args=(child, self.fns_blob, progress, f"{self.prefix}w{wid}-"))
+                   args=(child, self.fns_blob, progress, f"{self.prefix}w{wid}-", os.getpid()))
         proc.start()
         child.close()
-        w = _Worker(wid, proc, parent, progress)
+        w = _Worker(wid, proc, parent, progress, watch=ProgressWatch(self.hang_timeout))
         self._workers.append(w)
         return w
 
@@ -217,7 +226,7 @@ class ProcessPool(PoolBase[_Task]):
         w.inflight.append(task_id)
         freed = w.slots.collect_free(set())
         try:
-            w.conn.send((task_id, packed, task.start, task.epoch, frozenset(task.crashed), freed))
+            w.conn.send((task_id, packed, task.start, task.epoch, dict(task.crashed), freed, task.seal))
         except OSError:
             shm.discard(packed)  # the worker is dead; poll() notices and re-sends its tasks
 
@@ -262,6 +271,10 @@ class ProcessPool(PoolBase[_Task]):
                 dead.append(w)
         for w in dict.fromkeys(dead):
             self._on_death(w, out)
+        now = time.monotonic()
+        for w in [w for w in self._workers if w.inflight and w.watch.hung(int(w.progress[0]),
+                                                                          int(w.progress[1]), now)]:
+            self._on_hang(w, out)
         self._retire_idle()
         for c in out:
             self._done[c.task_id] = c
@@ -280,12 +293,39 @@ class ProcessPool(PoolBase[_Task]):
         task_id, packed, times, cpu = msg
         if task_id in w.inflight:
             w.inflight.remove(task_id)
-        result = w.slots.read(packed)  # also for cancelled tasks: the slot must be registered
-        if self._pending.pop(task_id, None) is None:
+        try:
+            result = w.slots.read(packed)  # also for cancelled tasks: the slot must be registered
+        except Exception as exc:  # a result that pickled in the worker but cannot be rebuilt here
+            task = self._pending.get(task_id)
+            if task is None:
+                return
+            if task.seal:  # sealed outputs are bytes: this is not about one result
+                raise
+            log.info("cpuwise.data: map '%s': a result could not be rebuilt (%s: %s); running its chunk "
+                     "again with each result sent on its own", self.name, type(exc).__name__, exc)
+            task.seal = True
+            self._send(task_id)
+            return
+        task = self._pending.pop(task_id, None)
+        if task is None:
             return  # cancelled while it ran; dropping `result` frees its slot
+        if task.seal:
+            result = unseal(self.results, task.items, result)
         out.append(Completed(task_id, result, times, cpu))
 
-    def _on_death(self, w: _Worker, out: list[Completed]) -> None:
+    def _on_hang(self, w: _Worker, out: list[Completed]) -> None:
+        """A worker alive but stuck on one sample: say which, then kill it and recover as from a death."""
+        task_id, pos = w.watch.seen
+        task = self._pending.get(task_id)
+        name = sample_name(task.items[pos]) if task is not None and 0 <= pos < len(task.items) else "?"
+        hung = f"no progress for {self.hang_timeout:g} s on sample {name!r}: hung"
+        log.warning("cpuwise.data: map '%s' worker %d made %s; killing it (hang_timeout=%g s)", self.name,
+                    w.proc.pid, hung, self.hang_timeout)
+        self.hangs += 1
+        w.proc.kill()
+        self._on_death(w, out, hung)
+
+    def _on_death(self, w: _Worker, out: list[Completed], hung: str | None = None) -> None:
         while True:  # results it finished before dying are still good
             try:
                 if not w.conn.poll(0):
@@ -304,9 +344,10 @@ class ProcessPool(PoolBase[_Task]):
         now = time.monotonic()
         pending = [t for t in w.inflight if t in self._pending]
         why = f"exit code {code}" + (" (SIGKILL: often the out-of-memory killer)" if code == -9 else "")
+        why = hung or why
         handled = False
         if pending and w.progress[0] == pending[0]:
-            handled = self._blame(pending[0], int(w.progress[1]), why, now)
+            handled = self._blame(pending[0], int(w.progress[1]), why, now, hung is not None)
         if not handled:  # deaths of a sample skipped by on_error="skip" do not count
             self._deaths.append(now)
         while self._deaths and self._deaths[0] < now - DEATH_WINDOW_S:
@@ -328,10 +369,10 @@ class ProcessPool(PoolBase[_Task]):
         for task_id in pending:
             self._send(task_id)
 
-    def _blame(self, task_id: int, pos: int, why: str, now: float) -> bool:
-        """Count a worker death against the sample it was running. Returns True when the death is
-        handled by the per-sample policy (the sample killed two workers and is skipped): then
-        neither of its deaths counts toward MAX_DEATHS."""
+    def _blame(self, task_id: int, pos: int, why: str, now: float, hung: bool = False) -> bool:
+        """Count a worker death (or hang) against the sample it was running. Returns True when the
+        death is handled by the per-sample policy (the sample killed or hung two workers and is
+        skipped): then neither of its deaths counts toward MAX_DEATHS."""
         task = self._pending[task_id]
         task.kills[pos] = task.kills.get(pos, 0) + 1
         if task.kills[pos] < 2 or pos >= len(task.items):
@@ -339,7 +380,8 @@ class ProcessPool(PoolBase[_Task]):
             return False
         name = sample_name(task.items[pos])
         if self.skip_crashers:
-            task.crashed.add(pos)
+            task.crashed[pos] = (f"it hung its worker process twice ({why})" if hung
+                                 else "it killed its worker process twice")
             first = task.first_death.pop(pos, None)
             if first is not None:
                 try:
@@ -348,6 +390,13 @@ class ProcessPool(PoolBase[_Task]):
                     pass
             return True
         self.shutdown()
+        if hung:
+            raise WorkerError(
+                f"map '{self.name}': sample {name!r} hung a worker process twice (no progress for "
+                f"{self.hang_timeout:g} s); expected map functions to return or raise within "
+                "hang_timeout. Fix: remove or repair the sample, pass map(..., hang_timeout=...) if it "
+                "is only slow, or on_error='skip' to skip samples that hang or crash their worker."
+            )
         raise WorkerError(
             f"map '{self.name}': sample {name!r} killed a worker process twice ({why}); expected "
             "map functions to return or raise. Fix: remove or repair the sample, or pass "

@@ -3,23 +3,26 @@
 A worker caps its own native thread pools to one thread (BLAS/OpenMP through threadpoolctl, OpenCV,
 torch) so N workers use N cores, not N x cores; it re-applies the caps whenever a task imported new
 modules (a transform that imports cv2 on first use). It ignores SIGINT (the parent handles Ctrl-C
-and shuts the pool down) and exits when the parent goes away (its pipe reaches EOF), removing the
-shared-memory segments it created.
+and shuts the pool down) and exits when the parent goes away (its pipe reaches EOF, or a watch
+thread sees the pipeline's process end while a map function blocks), removing the shared-memory
+segments it created.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
 
 from cpuwise import _channel
 from cpuwise.data._engine import shm
-from cpuwise.data._engine.chunk import Failed, run_chunk
+from cpuwise.data._engine.chunk import ResultPolicy, run_chunk, sendable
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
@@ -69,8 +72,49 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
-    """Serve tasks from `conn` until told to stop (None) or the parent goes away."""
+def _exit_with(owner: int, prefix: str) -> None:
+    """End this worker as soon as process `owner` (the pipeline's) exits, however it ends.
+
+    The worker's parent is the forkserver, not the pipeline's process, and a worker blocked inside a
+    map function (a read that never returns) does not see its pipe close; this thread does, through
+    a pidfd (Linux) or by polling. It removes the worker's segments and kills the worker.
+    """
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        fd = -2  # already gone
+    except (AttributeError, OSError):  # no pidfd here (old kernel, macOS): poll
+        fd = -1
+    if fd >= 0:
+        watch = select.poll()
+        watch.register(fd, select.POLLIN)
+        while not watch.poll():  # readable once the process has exited
+            pass
+    elif fd == -1:
+        while _alive(owner):
+            time.sleep(0.5)
+    shm.sweep(prefix)
+    os.kill(os.getpid(), signal.SIGKILL)  # the main thread may be stuck in native code: no unwinding
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str, owner: int | None = None) -> None:
+    """Serve tasks from `conn` until told to stop (None) or the parent goes away.
+
+    `owner` is the pid of the pipeline's process: the worker ends when it does (see _exit_with).
+    """
+    if owner is not None:
+        threading.Thread(target=_exit_with, args=(owner, prefix), name="cpuwise-owner-watch",
+                         daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)  # terminate() -> unwind, so `finally` sweeps
     for var in _THREAD_ENV:
@@ -82,6 +126,7 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
         except Exception:
             conn.send(("fatal", traceback.format_exc()))
             return
+        policy = ResultPolicy.of(fns)
         capped = cap_threads()
         _tell_doctor(capped)
         n_modules = len(sys.modules)
@@ -89,7 +134,7 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
             msg = conn.recv()
             if msg is None:
                 break
-            task_id, packed_items, start, epoch, crashed, freed = msg
+            task_id, packed_items, start, epoch, crashed, freed, seal = msg
             slots.release(freed)
             progress[0] = task_id
             progress[1] = 0
@@ -97,14 +142,13 @@ def worker_main(conn: Any, fns_blob: bytes, progress: Any, prefix: str) -> None:
             c0 = time.process_time()
             out, times = run_chunk(fns, items, start, epoch, crashed, progress)
             cpu = time.process_time() - c0
-            del items
+            if seal:  # its results could not be rebuilt in the parent: each travels on its own
+                out = sendable(policy, items, out, seal=True)
             try:
                 packed = slots.write(out)
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:
-                why = (f"the map result could not be sent back from the worker process ({exc}). Fix: "
-                       "return numpy arrays and plain Python values, or use backend='thread'")
-                packed = slots.write([Failed(f"chunk at index {start}", 0, why, "")])
-            del out
+            except Exception:  # one result does not pickle: it alone becomes a marker
+                packed = slots.write(sendable(policy, items, out))
+            del out, items
             progress[0] = -1
             conn.send((task_id, packed, times, cpu))
             if len(sys.modules) != n_modules:

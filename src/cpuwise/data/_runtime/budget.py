@@ -58,6 +58,14 @@ def check_positive_int(name: str, value: Any, fix: str) -> int:
     return value
 
 
+def check_positive_seconds(name: str, value: Any, fix: str) -> float:
+    """`value` when it is a number of seconds > 0 (math.inf allowed), else ConfigError naming the fix."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not value > 0:  # also refuses NaN
+        raise ConfigError(f"{name}: expected a number of seconds > 0, found {value!r}. Fix: {fix}.")
+    return float(value)
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """`value` when it is one of `choices`, else ConfigError listing them."""
     if value not in choices:

@@ -23,6 +23,7 @@ import numpy as np
 
 from cpuwise._optional import available, require
 from cpuwise.data.dataset import Dataset
+from cpuwise.data.formats.csv_check import check_header, describe_missing, explain
 from cpuwise.data.stages.source import SourceSpec
 from cpuwise.errors import ConfigError
 
@@ -103,6 +104,9 @@ def _read_pyarrow(path: str, chunksize: int | None) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {}
     with pa_csv.open_csv(path, **opts) as reader:
         names = reader.schema.names
+        if len(set(names)) != len(names):  # check_header reads the same line: a disagreement is a bug
+            raise ConfigError(f"{path!r}: expected distinct column names, found {names}. Fix: rename the "
+                              "repeated columns in the file's first line.")
         for name in names:
             parts[name] = []
         for batch in reader:
@@ -139,27 +143,36 @@ def read_csv_columns(path: str | os.PathLike[str], *, chunksize: int | None = No
                      engine: str = "auto") -> dict[str, np.ndarray]:
     """Parse a CSV file into {column: numpy array}. engine: "auto" (pyarrow, else pandas) | "pyarrow" |
     "pandas". A file whose later rows change a column's type (pyarrow infers from the first block)
-    is re-read with pandas."""
+    is re-read with pandas. A file that is not a table (empty, binary, duplicate column names, ragged
+    rows) is a ConfigError naming the file, the line and the fix (see csv_check)."""
     p = Path(path)
     if not p.is_file():
         near = sorted(x.name for x in p.parent.glob("*.csv"))[:10] if p.parent.is_dir() else []
         raise ConfigError(
-            f"expected a CSV file at {str(p)!r}, found "
-            + ("a directory" if p.is_dir() else "nothing there")
+            f"expected a CSV file at {str(p)!r}, found {describe_missing(str(p))}"
             + (f" (CSV files beside it: {near})" if near else "")
             + "; fix: check the path (relative paths start at the current directory, "
             + f"{os.getcwd()!r})."
         )
     if engine not in ("auto", "pyarrow", "pandas"):
         raise ConfigError(f"engine must be 'auto', 'pyarrow' or 'pandas', got {engine!r}.")
+    check_header(str(p))  # empty, blank, binary, duplicate names: an error naming the file
     if engine == "pandas" or (engine == "auto" and not available("pyarrow")):
-        return _read_pandas(str(p), chunksize)
+        return _read(str(p), "pandas", chunksize)
     try:
         return _read_pyarrow(str(p), chunksize)
     except Exception as exc:  # pyarrow.ArrowInvalid: a type changed after the first block
         if engine == "pyarrow" or not available("pandas") or "conversion error" not in str(exc).lower():
-            raise
-        return _read_pandas(str(p), chunksize)
+            raise explain(str(p), "pyarrow", exc) from exc
+        return _read(str(p), "pandas", chunksize)
+
+
+def _read(path: str, engine: str, chunksize: int | None) -> dict[str, np.ndarray]:
+    """Read with `engine`; its errors (ragged rows, bad bytes) become a ConfigError naming the file."""
+    try:
+        return _read_pandas(path, chunksize) if engine == "pandas" else _read_pyarrow(path, chunksize)
+    except Exception as exc:
+        raise explain(path, engine, exc) from exc
 
 
 def load_csv_table(

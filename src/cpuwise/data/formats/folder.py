@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from cpuwise.data._files import regular_files
 from cpuwise.data.dataset import Dataset
 from cpuwise.data.formats.sequence import PairSequence, StrArray
 from cpuwise.data.stages.source import SourceSpec
 from cpuwise.errors import ConfigError
+
+log = logging.getLogger("cpuwise.data")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
 
@@ -19,7 +23,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 def folder_listing(
     root: str | os.PathLike[str], extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS,
 ) -> tuple[list[str], list[int], list[str]]:
-    """Class-per-subfolder listing (ImageFolder layout): sorted paths, labels, and class names."""
+    """Class-per-subfolder listing (ImageFolder layout): sorted paths, labels, and class names.
+
+    Regular files only (a FIFO named x.jpg would block its reader forever); symlinks are followed,
+    each real directory once per class (see cpuwise.data._files.regular_files).
+    """
     base = Path(root)
     if not base.is_dir():
         raise ConfigError(
@@ -34,19 +42,20 @@ def folder_listing(
         )
     paths: list[str] = []
     labels: list[int] = []
+    special: list[str] = []
     exts = tuple(e.lower() for e in extensions) if extensions else None
     for label, cls in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(base / cls, followlinks=True):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                if fname.startswith(".") or (exts and not fname.lower().endswith(exts)):
-                    continue
-                paths.append(os.path.join(dirpath, fname))
-                labels.append(label)
+        found, skipped = regular_files(base / cls, lambda name: not exts or name.lower().endswith(exts))
+        paths += found
+        labels += [label] * len(found)
+        special += skipped
+    if special:
+        log.warning("cpuwise.data: from_folder('%s') skipped %d entries that are not regular files "
+                    "(FIFOs, sockets, devices, broken links), e.g. %s", base, len(special), special[:3])
     if not paths:
         raise ConfigError(
             f"from_folder: expected files with extensions {exts} under '{base}', found none. Fix: "
-            "check the path, or pass extensions=None to take every file."
+            "check the path, or pass extensions=() to take every file."
         )
     return paths, labels, classes
 

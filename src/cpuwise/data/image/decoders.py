@@ -7,6 +7,12 @@ decodes one generated photo-like JPEG with each backend at each factor, rejects 
 has the wrong size or differs from a reference (PSNR below `MIN_PSNR_DB`), and keeps the fastest per
 factor. The result is cached in memory and on disk (keyed by the library versions and the CPU model),
 so worker processes don't repeat it. Set CPUWISE_JPEG_DECODER=cv2|simplejpeg|pillow to force one.
+
+Every decode follows one policy (checks.py): the structural check and the pixel limit first, then a
+decoder. libjpeg only warns about corrupt data (and fills grey); OpenCV and Pillow drop the warning,
+simplejpeg raises it. So under the strict policy (the default) JPEGs go to the fastest backend that
+REPORTS corrupt data; OpenCV and Pillow decode JPEGs when the policy tolerates truncation (or when no
+reporting backend is installed: then a log line says what goes undetected).
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,59 +33,18 @@ import numpy as np
 
 from cpuwise import host
 from cpuwise._optional import available, require
+from cpuwise.data.image.checks import STRICT, DecodeError, DecodePolicy, JpegInfo, jpeg_info
 from cpuwise.data.image.geometry import REDUCTIONS
 from cpuwise.errors import ConfigError
 
 MIN_PSNR_DB = 30.0  # full-size decoders agree to > 45 dB; a reduced decode vs a box filter to > 33 dB
 BACKENDS = ("cv2", "simplejpeg", "pillow")
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+REPORTING = ("simplejpeg",)  # backends that raise libjpeg's corrupt-data warnings (strict=True)
+_EOI = b"\xff\xd9"
+log = logging.getLogger("cpuwise.data")
 
 
-class DecodeError(ValueError):
-    """Bytes that are not a decodable image (the ops turn this into a SampleError naming the file)."""
-
-
-@dataclass(frozen=True)
-class JpegInfo:
-    height: int
-    width: int
-    sos: int  # offset of the first start-of-scan marker: entropy-coded data follows it
-
-
-def jpeg_info(buf: bytes) -> JpegInfo | None:
-    """Size of a JPEG from its frame header (no decoding); None if `buf` is not a JPEG.
-
-    Raises DecodeError for a JPEG whose header is broken or whose data ends before the EOI marker
-    (a truncated file: libjpeg would silently fill the missing rows with grey).
-    """
-    if buf[:2] != b"\xff\xd8":
-        return None
-    i, n, size = 2, len(buf), None
-    while i + 4 <= n:
-        if buf[i] != 0xFF:
-            raise DecodeError(f"broken JPEG header: expected a marker at byte {i}, found 0x{buf[i]:02x}")
-        marker = buf[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
-            i += 2
-            continue
-        if marker == 0xDA:
-            if size is None or size[0] == 0 or size[1] == 0:
-                raise DecodeError("broken JPEG header: no frame size before the image data")
-            if buf.rfind(b"\xff\xd9", i) < 0:
-                raise DecodeError(f"truncated JPEG: {n} bytes and no end-of-image marker")
-            return JpegInfo(size[0], size[1], i)
-        if marker == 0xD9:
-            break
-        if marker in _SOF and i + 9 <= n:
-            size = (buf[i + 5] << 8 | buf[i + 6], buf[i + 7] << 8 | buf[i + 8])
-        i += 2 + (buf[i + 2] << 8 | buf[i + 3])
-    raise DecodeError(f"truncated JPEG: header ends at byte {n} before the image data")
-
-
-def _cv2(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
+def _cv2(buf: bytes, info: JpegInfo, factor: int, strict: bool) -> tuple[np.ndarray, bool]:
     cv2 = require("cv2", purpose="decoding JPEGs with OpenCV")
     flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
@@ -88,56 +54,92 @@ def _cv2(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
     return img, True
 
 
-def _simplejpeg(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
+def _simplejpeg(buf: bytes, info: JpegInfo, factor: int, strict: bool) -> tuple[np.ndarray, bool]:
     sj = require("simplejpeg", purpose="decoding JPEGs with simplejpeg")
     try:
         img = sj.decode_jpeg(buf, colorspace="RGB", min_height=math.ceil(info.height / factor),
-                             min_width=math.ceil(info.width / factor), strict=True)
+                             min_width=math.ceil(info.width / factor), strict=strict)
     except ValueError as exc:
         raise DecodeError(f"simplejpeg: {exc}") from exc
     return img, False
 
 
-def _pillow(buf: bytes, info: JpegInfo, factor: int) -> tuple[np.ndarray, bool]:
+def _pillow(buf: bytes, info: JpegInfo, factor: int, strict: bool) -> tuple[np.ndarray, bool]:
     from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
 
     try:
-        with Image.open(io.BytesIO(buf)) as im:
+        with Image.open(io.BytesIO(buf)) as im:  # jpeg_info checked the size against the policy's limit
             if factor > 1:
                 im.draft("RGB", (max(1, info.width // factor), max(1, info.height // factor)))
             return np.asarray(im.convert("RGB")), False
-    except (OSError, ValueError, SyntaxError) as exc:
+    except _pillow_errors() as exc:
         raise DecodeError(f"Pillow: {exc}") from exc
 
 
-_FUNCS: dict[str, Callable[[bytes, JpegInfo, int], tuple[np.ndarray, bool]]] = {
+def _pillow_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises for a bad image (its own bomb check too, for a raised max_pixels)."""
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
+
+    return (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def _open_checked(buf: bytes, policy: DecodePolicy) -> Any:
+    """Pillow's image for `buf` (header read, no pixels), its size within the policy's pixel limit.
+
+    Pillow's own bomb check (PIL.Image.MAX_IMAGE_PIXELS: a warning over it, an error over twice it)
+    runs inside Image.open, before ours can: its refusal is reported in the policy's words.
+    """
+    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
+
+    try:
+        im = Image.open(io.BytesIO(buf))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        claim = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        pixels = int(found.group(1)) if found else 0
+        if policy.max_pixels is not None and pixels > policy.max_pixels:
+            raise policy.too_big(claim) from None
+        raise policy.too_big(claim, "Pillow's own limit (PIL.Image.MAX_IMAGE_PIXELS; raise it too)") from None
+    try:
+        policy.check_pixels(im.size[1], im.size[0])
+    except DecodeError:
+        im.close()
+        raise
+    return im
+
+
+_FUNCS: dict[str, Callable[[bytes, JpegInfo, int, bool], tuple[np.ndarray, bool]]] = {
     "cv2": _cv2, "simplejpeg": _simplejpeg, "pillow": _pillow}
 _MODULES = {"cv2": "cv2", "simplejpeg": "simplejpeg", "pillow": "PIL"}
+# jpeg_info, DecodeError, JpegInfo, DecodePolicy and STRICT live in checks.py and are re-exported here
+__all__ = ["BACKENDS", "REPORTING", "STRICT", "DecodeError", "DecodePolicy", "JpegInfo", "calibrate",
+           "chosen", "decode_any", "decode_jpeg", "image_size", "installed", "jpeg_info"]
 
 
 def installed() -> list[str]:
     return [name for name in BACKENDS if available(_MODULES[name])]
 
 
-def decode_any(buf: bytes) -> np.ndarray:
-    """Full-size RGB uint8 decode of any format Pillow reads (PNG, WebP, BMP...)."""
-    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
-
+def decode_any(buf: bytes, policy: DecodePolicy = STRICT) -> np.ndarray:
+    """Full-size RGB uint8 decode of any format Pillow reads (PNG, WebP, BMP...), its size checked
+    against the pixel limit from the header before any pixel is decoded."""
     try:
-        with Image.open(io.BytesIO(buf)) as im:
+        with _open_checked(buf, policy) as im:
             return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
+    except DecodeError:
+        raise
+    except _pillow_errors() as exc:
         raise DecodeError(f"not a readable image ({exc})") from exc
 
 
-def image_size(buf: bytes) -> tuple[int, int]:
-    """(height, width) of any image Pillow reads, from its header only."""
-    from PIL import Image  # lazy: Pillow loads on the first decode, not with cpuwise.data.image
-
+def image_size(buf: bytes, policy: DecodePolicy = STRICT) -> tuple[int, int]:
+    """(height, width) of any image Pillow reads, from its header only (checked against the limit)."""
     try:
-        with Image.open(io.BytesIO(buf)) as im:
+        with _open_checked(buf, policy) as im:
             return im.size[1], im.size[0]
-    except (OSError, ValueError, SyntaxError) as exc:
+    except DecodeError:
+        raise
+    except _pillow_errors() as exc:
         raise DecodeError(f"not a readable image ({exc})") from exc
 
 
@@ -172,7 +174,7 @@ def _measure(name: str, data: bytes, ref: np.ndarray, factor: int, reps: int) ->
     assert info is not None
     fn = _FUNCS[name]
     try:
-        img, bgr = fn(data, info, factor)
+        img, bgr = fn(data, info, factor, True)
     except Exception:
         return None
     want = (math.ceil(info.height / factor), math.ceil(info.width / factor), 3)
@@ -186,7 +188,7 @@ def _measure(name: str, data: bytes, ref: np.ndarray, factor: int, reps: int) ->
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(reps):
-            fn(data, info, factor)
+            fn(data, info, factor, True)
         best = min(best, (time.perf_counter() - t0) / reps)
     return 1.0 / best
 
@@ -206,22 +208,28 @@ def _versions() -> dict[str, str]:
 
 
 def calibrate(reps: int = 6, use_cache: bool = True) -> dict[str, Any]:
-    """Measure each installed backend at each factor; returns {"choice": {factor: name}, "rates": ...}."""
+    """Measure each installed backend at each factor; returns {"choice": {factor: name},
+    "strict_choice": {factor: name among the reporting backends}, "rates": ...}."""
     path = _cache_path() if use_cache else None
     if path is not None and path.exists():
         try:
-            return dict(json.loads(path.read_text()))
+            cached = json.loads(path.read_text())
+            if _valid(cached):
+                return dict(cached)
         except (OSError, ValueError):
-            pass
+            pass  # unreadable: measure again
     data, ref = _probe_jpeg()
     rates: dict[str, dict[str, float | None]] = {}
     choice: dict[str, str] = {}
+    strict_choice: dict[str, str] = {}
     for f in REDUCTIONS:
         row = {name: _measure(name, data, ref, f, reps) for name in installed()}
         rates[str(f)] = row
         ok = {k: v for k, v in row.items() if v is not None}
         choice[str(f)] = _pick(ok)
-    result = {"choice": choice, "rates": rates, "versions": _versions()}
+        reporting = {k: v for k, v in ok.items() if k in REPORTING}
+        strict_choice[str(f)] = _pick(reporting) if reporting else choice[str(f)]
+    result = {"choice": choice, "strict_choice": strict_choice, "rates": rates, "versions": _versions()}
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +239,20 @@ def calibrate(reps: int = 6, use_cache: bool = True) -> dict[str, Any]:
         except OSError:
             pass
     return result
+
+
+def _valid(cached: Any) -> bool:
+    """A calibration file of this version, naming installed backends for every factor."""
+    if not isinstance(cached, dict):
+        return False
+    want = {str(f) for f in REDUCTIONS}
+    for key in ("choice", "strict_choice"):
+        table = cached.get(key)
+        if not (isinstance(table, dict) and set(table) == want):
+            return False
+        if not all(v in installed() for v in table.values()):
+            return False
+    return True
 
 
 def _pick(ok: dict[str, float]) -> str:
@@ -243,25 +265,53 @@ def _pick(ok: dict[str, float]) -> str:
     return best
 
 
-_choice: dict[int, str] | None = None
+_choice: dict[bool, dict[int, str]] = {}  # strict -> {factor: backend}
+_told: set[str] = set()
 
 
-def chosen() -> dict[int, str]:
-    """The backend used at each reduction factor (calibrated once per process, cached on disk)."""
-    global _choice
-    if _choice is None:
-        forced = os.environ.get("CPUWISE_JPEG_DECODER", "").strip().lower()
-        if forced:
-            if forced not in _FUNCS:
-                raise ConfigError(f"CPUWISE_JPEG_DECODER must be one of {BACKENDS}, got {forced!r}")
-            _choice = {f: forced for f in REDUCTIONS}
-        else:
-            _choice = {int(f): name for f, name in calibrate()["choice"].items()}
-    return _choice
+def chosen(strict: bool = False) -> dict[int, str]:
+    """The backend used at each reduction factor (calibrated once per process, cached on disk).
+
+    `strict` (the default decode policy): the fastest backend that reports corrupt data, when one is
+    installed; CPUWISE_JPEG_DECODER forces a backend, except a non-reporting one under `strict`.
+    """
+    if strict in _choice:
+        return _choice[strict]
+    forced = os.environ.get("CPUWISE_JPEG_DECODER", "").strip().lower()
+    reporting = [b for b in REPORTING if b in installed()]
+    if forced:
+        if forced not in _FUNCS:
+            raise ConfigError(f"CPUWISE_JPEG_DECODER must be one of {BACKENDS}, got {forced!r}")
+        pick = forced
+        if strict and forced not in REPORTING and reporting:
+            _tell(f"forced-{forced}", f"CPUWISE_JPEG_DECODER={forced} does not report corrupt JPEG data; "
+                  f"JPEGs decode with {reporting[0]} unless the decoder tolerates truncation "
+                  "(tolerate_truncated=True)")
+            pick = reporting[0]
+        table = {f: pick for f in REDUCTIONS}
+    else:
+        key = "strict_choice" if strict else "choice"
+        table = {int(f): name for f, name in calibrate()[key].items()}
+    if strict and not reporting:
+        _tell("no-reporting", "no installed JPEG decoder reports corrupt data (simplejpeg is not "
+              "installed): a JPEG cut inside its data decodes with grey rows instead of failing. Fix: "
+              "pip install 'cpuwise[image]'")
+    _choice[strict] = table
+    return table
 
 
-def decode_jpeg(buf: bytes, info: JpegInfo, factor: int = 1, backend: str | None = None
-                ) -> tuple[np.ndarray, bool]:
-    """Decode at 1/`factor` scale with the chosen (or given) backend: (image, is_bgr)."""
-    name = backend or chosen()[factor]
-    return _FUNCS[name](buf, info, factor)
+def _tell(key: str, msg: str) -> None:
+    """Log `msg` once per process."""
+    if key not in _told:
+        _told.add(key)
+        log.warning("cpuwise.data: %s", msg)
+
+
+def decode_jpeg(buf: bytes, info: JpegInfo, factor: int = 1, backend: str | None = None,
+                policy: DecodePolicy = STRICT) -> tuple[np.ndarray, bool]:
+    """Decode at 1/`factor` scale: (image, is_bgr). `info` comes from jpeg_info(buf, policy), the
+    structural check; the backend is `backend` or the policy's choice (see the module docstring)."""
+    name = backend or chosen(policy.strict)[factor]
+    if not info.complete:  # tolerated truncation: every backend then fills the rest grey, as libjpeg does
+        buf = buf + _EOI
+    return _FUNCS[name](buf, info, factor, policy.strict)

@@ -2,12 +2,17 @@
 
     imgs, bad = decode_batch(datas, params, (224, 224), device="cuda")   # uint8 bytes -> float NCHW
 
-`decode_batch` hands the whole batch to `torchvision.io.decode_jpeg(list, device="cuda")` (batched
-nvJPEG). If that call fails (a corrupt JPEG in the batch), it decodes image by image to find the bad
-ones, tries each on the CPU (nvJPEG rejects a few valid files, e.g. CMYK), and reports the rest as
-failed so the caller applies the on_error policy. Crop + resize is `crop_resize` over all images of one
-shape at once: torchvision's `roi_align` where present, else the same sampling with torch's
-`grid_sample` (the CPU reference used in tests). The crop boxes come from `geometry`, as on the CPU.
+`decode_batch` first runs the structural check every decoder runs (`checks.jpeg_info` under the
+decode policy: truncation, restart intervals, progressive scans, the pixel limit), so a file the
+check refuses never reaches nvJPEG. Damage inside the entropy-coded data of a baseline JPEG without
+restart markers cannot be seen without decoding: that is left to nvJPEG's own errors. Then it hands
+the batch to `torchvision.io.decode_jpeg(list, device="cuda")` (batched nvJPEG). If that call fails
+(a corrupt JPEG in the batch), it decodes image by image to find the bad ones; the caller tries
+those on the CPU (nvJPEG rejects a few valid files, e.g. CMYK), where a decoder that reports corrupt
+data decides, and applies the on_error policy to the rest. Crop + resize is `crop_resize` over all
+images of one shape at once: torchvision's `roi_align` where present, else the same sampling with
+torch's `grid_sample` (the CPU reference used in tests). The crop boxes come from `geometry`, as on
+the CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import available, require
+from cpuwise.data.image.checks import STRICT, DecodeError, DecodePolicy, jpeg_info
 
 SAMPLING = 2  # bilinear samples per output pixel and axis, averaged (roi_align's sampling_ratio)
 
@@ -86,18 +92,37 @@ def _decode_all(datas: list[bytes], device: Any) -> tuple[list[Any], list[int]]:
     return out, failed
 
 
+def refused(datas: list[bytes], policy: DecodePolicy = STRICT) -> list[int]:
+    """Positions of the JPEGs the decode policy refuses (the structural check, no decoding)."""
+    bad = []
+    for i, d in enumerate(datas):
+        try:
+            if jpeg_info(d, policy) is None:
+                bad.append(i)  # not a JPEG: nvJPEG decodes JPEGs only
+        except DecodeError:
+            bad.append(i)
+    return bad
+
+
 def decode_batch(datas: list[bytes], params: np.ndarray, size: tuple[int, int], device: Any = "cuda",
-                 decode: Any = None) -> tuple[Any, list[int]]:
+                 decode: Any = None, policy: DecodePolicy = STRICT) -> tuple[Any, list[int]]:
     """Decode, crop, resize and flip a batch on `device`: (float N x 3 x H x W in 0..255, failed idx).
 
-    Rows of failed images are left as zeros; the caller drops them or raises (on_error).
-    `decode(datas, device)` may replace the nvJPEG step (tests pass a CPU decoder).
+    Rows of failed images (refused by the policy's check, or by nvJPEG) are left as zeros; the caller
+    drops them or raises (on_error). `decode(datas, device)` may replace the nvJPEG step (tests pass a
+    CPU decoder).
     """
     torch = _torch()
     out_h, out_w = size
     n = len(datas)
     dt = torch.float16 if torch.device(device).type == "cuda" else torch.float32
-    imgs, failed = (decode or _decode_all)(datas, device)
+    bad = refused(datas, policy)
+    keep = [i for i in range(n) if i not in set(bad)]
+    some, failed_some = (decode or _decode_all)([datas[i] for i in keep], device) if keep else ([], [])
+    imgs: list[Any] = [None] * n
+    for j, i in enumerate(keep):
+        imgs[i] = some[j]
+    failed = sorted(bad + [keep[j] for j in failed_some])
     out = torch.zeros((n, 3, out_h, out_w), dtype=dt, device=device)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, img in enumerate(imgs):

@@ -37,6 +37,7 @@ from cpuwise import _channel as channel
 from cpuwise._optional import available, require
 from cpuwise._schema import PipelineStats
 from cpuwise.data.image import geometry, gpu, ops, placement
+from cpuwise.data.image.checks import DEFAULT_MAX_PIXELS, DecodePolicy
 from cpuwise.data.image.split import SplitBatch, decode_split
 from cpuwise.errors import ConfigError, SampleError
 from cpuwise.host import usable_cores
@@ -69,7 +70,8 @@ class GpuLoader:
                  std: tuple[float, ...] = IMAGENET_STD, channels_last: bool = True,
                  on_error: str = "raise", cpu_workers: int | str = "auto", depth: int = 3,
                  reevaluate_every: int = 8, probe_batches: int = 4, gpu_decode_fn: Any = None,
-                 split: decode_split | None = None) -> None:
+                 split: decode_split | None = None, tolerate_truncated: bool = False,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if decode not in MODES:
             raise ConfigError(f"decode must be one of {MODES}, got {decode!r}")
         if on_error not in ("raise", "skip"):
@@ -81,6 +83,8 @@ class GpuLoader:
         if self.cuda and self.device.index is None:
             self.device = self.torch.device("cuda", self.torch.cuda.current_device())
         self.mean, self.std, self.channels_last, self.on_error = mean, std, channels_last, on_error
+        # the decode policy of the GPU share and of the CPU retries: pass what the reader got
+        self.policy = DecodePolicy(tolerate_truncated, max_pixels)
         self.gpu_decode_fn = gpu_decode_fn
         self.has_gpu_decoder = gpu_decode_fn is not None or (self.cuda and available("torchvision"))
         # "auto": half the cores decode at most, leaving the rest to the training process and the system
@@ -182,13 +186,12 @@ class GpuLoader:
         h, w = self.size
         out = np.zeros((len(idx), h, w, 3), np.uint8)
         bad: list[int] = []
-        backend = "cv2" if available("cv2") else None
         for k, i in enumerate(idx):
             p = params[i]
             box = geometry.Box(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
-            try:
+            try:  # the policy's backend: one that reports corrupt data unless truncation is tolerated
                 out[k] = ops.decode_box(datas[i], lambda _h, _w, b=box: b, h, w, bool(p[4]), "cpu_decode",
-                                        backend if p[7] else None)
+                                        policy=self.policy)
             except SampleError:
                 bad.append(int(i))
         with self.rates.lock:
@@ -207,7 +210,7 @@ class GpuLoader:
         """Decode datas on the device into full[pos]; returns the positions that failed everywhere."""
         torch = self.torch
         t0 = time.perf_counter()
-        out, failed = gpu.decode_batch(datas, params, self.size, self.device, self.gpu_decode_fn)
+        out, failed = gpu.decode_batch(datas, params, self.size, self.device, self.gpu_decode_fn, self.policy)
         if self.cuda:
             torch.cuda.current_stream(self.device).synchronize()
         with self.rates.lock:

@@ -10,7 +10,9 @@ whatever the worker count, and the same as the GPU path's (`geometry` holds the 
 
 `decode_crop` decodes at a reduced DCT scale (1/2, 1/4, 1/8) when the crop still has at least the
 output resolution at that scale, so big photos cost a fraction of a full decode with no visible loss.
-A file that cannot be decoded raises `SampleError` naming it; the map's on_error policy applies.
+A file that cannot be decoded raises `SampleError` naming it; the map's on_error policy applies. So
+does a corrupt or truncated file (libjpeg would fill it with grey) and one over the pixel limit, for
+every decoder (checks.py); `tolerate_truncated=True` on an op decodes truncated files anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from cpuwise._optional import available
+from cpuwise.data._files import read_regular
 from cpuwise.data.image import decoders, geometry
+from cpuwise.data.image.checks import DEFAULT_MAX_PIXELS, STRICT, DecodePolicy
 from cpuwise.data.image.geometry import Box
 from cpuwise.data.transform import RandomTransform, on_image
 from cpuwise.errors import ConfigError, SampleError
@@ -45,8 +49,7 @@ def load_bytes(src: Any, stage: str = "read_bytes") -> bytes:
     """The encoded bytes of a path, bytes-like object or 1-D uint8 array."""
     if isinstance(src, (str, os.PathLike)):
         try:
-            with open(src, "rb") as f:
-                return f.read()
+            return read_regular(src)  # never blocks on a FIFO nor reads a device
         except OSError as exc:
             raise SampleError(f"{stage}: cannot read '{os.fspath(src)}': {exc.strerror or exc}. "
                               "Check the path and its permissions, or use on_error='skip'.",
@@ -76,29 +79,32 @@ def _crop_resize(img: np.ndarray, box: Box, out_h: int, out_w: int) -> np.ndarra
 
 
 def decode_box(src: Any, pick_box: Any, out_h: int, out_w: int, flip: bool | Any = False,
-               stage: str = "decode_crop", backend: str | None = None) -> np.ndarray:
+               stage: str = "decode_crop", backend: str | None = None,
+               policy: DecodePolicy = STRICT, name: str | None = None) -> np.ndarray:
     """Decode `src` and return the box chosen by `pick_box(height, width)` resized to out_h x out_w.
 
     `flip` may be a bool or a callable drawn after the box (so the rng order matches the GPU path).
+    `policy`: corrupt data and the pixel limit (cpuwise.data.image.checks), checked before decoding.
+    `name`: the sample's name in errors when `src` is its bytes (default: the path, or "<N bytes>").
     """
     if isinstance(src, np.ndarray) and src.ndim == 3:
         box = pick_box(src.shape[0], src.shape[1])
         return _finish(_crop_resize(src, box, out_h, out_w), False, flip() if callable(flip) else flip)
     buf = load_bytes(src, stage)
     try:
-        info = decoders.jpeg_info(buf)
+        info = decoders.jpeg_info(buf, policy)
         if info is None:
-            img, bgr = decoders.decode_any(buf), False
+            img, bgr = decoders.decode_any(buf, policy), False
             box = pick_box(img.shape[0], img.shape[1])
         else:
             box = pick_box(info.height, info.width)
             factor = geometry.reduction_factor(box, out_h, out_w)
-            img, bgr = decoders.decode_jpeg(buf, info, factor, backend)
+            img, bgr = decoders.decode_jpeg(buf, info, factor, backend, policy)
             if factor > 1 or img.shape[:2] != (info.height, info.width):
                 box = geometry.scale_box(box, img.shape[0] / info.height, img.shape[1] / info.width,
                                          img.shape[0], img.shape[1])
     except decoders.DecodeError as exc:
-        raise _fail(stage, src, exc) from exc
+        raise _fail(stage, src if name is None else name, exc) from exc
     out = _crop_resize(img, box, out_h, out_w)
     return _finish(out, bgr, flip() if callable(flip) else flip)
 
@@ -122,11 +128,15 @@ class decode_crop(RandomTransform):  # noqa: N801 - a transform used like a func
     """Decode + RandomResizedCrop(size, scale, ratio) to uint8 HWC RGB, at reduced DCT scale if lossless.
 
     `flip` > 0 also mirrors with that probability (drawn after the box, as the GPU path does).
+    A corrupt or truncated file, or one over `max_pixels`, is a SampleError (the map's on_error
+    applies) unless `tolerate_truncated=True` (see cpuwise.data.image.checks).
     Example: `ds.map(cd.image.decode_crop(224), on_error="skip")`.
     """
 
     def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.0) -> None:
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.0, *,
+                 tolerate_truncated: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.policy = DecodePolicy(tolerate_truncated, max_pixels)
         self.out_h, self.out_w = geometry.output_size(size)
         self.scale = geometry.check_range("scale", scale)
         self.ratio = geometry.check_range("ratio", ratio)
@@ -143,7 +153,7 @@ class decode_crop(RandomTransform):  # noqa: N801 - a transform used like a func
     def __call__(self, sample: Any, rng: np.random.Generator) -> Any:
         def apply(src: Any) -> np.ndarray:
             return decode_box(src, lambda h, w: self.box(rng, h, w), self.out_h, self.out_w,
-                              lambda: geometry.draw_flip(rng, self.flip))
+                              lambda: geometry.draw_flip(rng, self.flip), policy=self.policy)
 
         return on_image(sample, apply)
 
@@ -151,7 +161,9 @@ class decode_crop(RandomTransform):  # noqa: N801 - a transform used like a func
 class decode_center_crop:  # noqa: N801
     """Decode + the evaluation crop (Resize(size / fraction) + CenterCrop(size)) at reduced scale."""
 
-    def __init__(self, size: int | tuple[int, int], fraction: float = 0.875) -> None:
+    def __init__(self, size: int | tuple[int, int], fraction: float = 0.875, *,
+                 tolerate_truncated: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.policy = DecodePolicy(tolerate_truncated, max_pixels)
         self.out_h, self.out_w = geometry.output_size(size)
         self.fraction = float(fraction)
         geometry.center_crop_box(100, 100, 1, 1, self.fraction)  # validates fraction
@@ -161,20 +173,28 @@ class decode_center_crop:  # noqa: N801
             return geometry.center_crop_box(h, w, self.out_h, self.out_w, self.fraction)
 
         return on_image(sample, lambda src: decode_box(src, pick, self.out_h, self.out_w,
-                                                       stage="decode_center_crop"))
+                                                       stage="decode_center_crop", policy=self.policy))
 
 
 class decode:  # noqa: N801
-    """Full-size decode to uint8 HWC RGB (any format Pillow reads; JPEGs through the fastest backend)."""
+    """Full-size decode to uint8 HWC RGB (any format Pillow reads; JPEGs through the fastest backend).
+
+    Corrupt or truncated files and files over `max_pixels` are SampleErrors unless
+    `tolerate_truncated=True` (see cpuwise.data.image.checks).
+    """
+
+    def __init__(self, *, tolerate_truncated: bool = False,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.policy = DecodePolicy(tolerate_truncated, max_pixels)
 
     def __call__(self, sample: Any) -> Any:
         def apply(src: Any) -> np.ndarray:
             buf = load_bytes(src, "decode")
             try:
-                info = decoders.jpeg_info(buf)
+                info = decoders.jpeg_info(buf, self.policy)
                 if info is None:
-                    return decoders.decode_any(buf)
-                img, bgr = decoders.decode_jpeg(buf, info, 1)
+                    return decoders.decode_any(buf, self.policy)
+                img, bgr = decoders.decode_jpeg(buf, info, 1, policy=self.policy)
             except decoders.DecodeError as exc:
                 raise _fail("decode", src, exc) from exc
             return _finish(img, bgr, False)
@@ -264,22 +284,26 @@ class read_for_gpu(RandomTransform):  # noqa: N801
 
     `params` is int32 [top, left, height, width, flip, image_height, image_width, is_jpeg]: the same
     box and flip `decode_crop(size, scale, ratio, flip)` draws for this sample's rng (the header gives
-    the size), so the GPU and CPU paths crop identically. Truncated or non-image files fail here,
-    on the CPU, under the map's on_error policy. The batch collates to ((list[bytes], int32 N x 8,
-    list[str]), labels), which `cpuwise.data.image.loader.GpuLoader` consumes.
+    the size), so the GPU and CPU paths crop identically. Truncated, corrupt (as far as the structural
+    check sees), oversized or non-image files fail here, on the CPU, under the map's on_error policy.
+    The batch collates to ((list[bytes], int32 N x 8, list[str]), labels), which
+    `cpuwise.data.image.loader.GpuLoader` consumes.
     """
 
     def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.5) -> None:
-        self.crop = decode_crop(size, scale, ratio, flip)
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.5, *,
+                 tolerate_truncated: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.crop = decode_crop(size, scale, ratio, flip, tolerate_truncated=tolerate_truncated,
+                                max_pixels=max_pixels)
+        self.policy = self.crop.policy
 
     def read(self, src: Any, rng: np.random.Generator, stage: str = "read_for_gpu"
              ) -> tuple[bytes, np.ndarray, str]:
         """(bytes, params, name) for one image source."""
         buf = load_bytes(src, stage)
         try:
-            info = decoders.jpeg_info(buf)
-            size = (info.height, info.width) if info is not None else decoders.image_size(buf)
+            info = decoders.jpeg_info(buf, self.policy)  # the check the GPU path relies on
+            size = (info.height, info.width) if info is not None else decoders.image_size(buf, self.policy)
         except decoders.DecodeError as exc:
             raise _fail(stage, src, exc) from exc
         box = self.crop.box(rng, size[0], size[1])

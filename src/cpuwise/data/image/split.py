@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cpuwise.data.image import ops
+from cpuwise.data.image.checks import DEFAULT_MAX_PIXELS
 from cpuwise.data.image.geometry import Box
 from cpuwise.data.stages.batch import collate as default_collate
 from cpuwise.data.transform import RandomTransform, on_image
@@ -93,10 +94,13 @@ class decode_split(RandomTransform):  # noqa: N801
 
     def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.5,
-                 gpu_fraction: float = 0.5) -> None:
+                 gpu_fraction: float = 0.5, *, tolerate_truncated: bool = False,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if not 0 <= gpu_fraction <= 1:
             raise ConfigError(f"gpu_fraction must be in [0, 1], got {gpu_fraction}")
-        self.reader = ops.read_for_gpu(size, scale, ratio, flip)
+        self.reader = ops.read_for_gpu(size, scale, ratio, flip, tolerate_truncated=tolerate_truncated,
+                                       max_pixels=max_pixels)
+        self.policy = self.reader.policy  # the GpuLoader applies the same one to its share
         self.out_h, self.out_w = self.reader.crop.out_h, self.reader.crop.out_w
         self.control = SplitControl(gpu_fraction)
 
@@ -108,7 +112,7 @@ class decode_split(RandomTransform):  # noqa: N801
             t0 = time.perf_counter()
             box = Box(int(params[0]), int(params[1]), int(params[2]), int(params[3]))
             img = ops.decode_box(buf, lambda h, w: box, self.out_h, self.out_w, bool(params[4]),
-                                 "decode_split")
+                                 "decode_split", policy=self.policy, name=name)
             return img, time.perf_counter() - t0
 
         return on_image(sample, apply)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from cpuwise._schema import StageEntry
 from cpuwise.data._engine.backends import start_pool
 from cpuwise.data._engine.chunk import Failed, MapFn, Skipped
-from cpuwise.data._engine.pool import Pool
+from cpuwise.data._engine.pool import HANG_TIMEOUT_S, Pool
 from cpuwise.data._tree import nbytes
 from cpuwise.data.stages._base import (
     BuildContext,
@@ -40,7 +40,7 @@ from cpuwise.data.stages._base import (
 )
 from cpuwise.data.stages._lockstep import Dropped, KeepDropped
 from cpuwise.data.transform import needs_rng
-from cpuwise.errors import SampleError, StateError
+from cpuwise.errors import SampleError, StateError, WorkerError
 
 log = logging.getLogger("cpuwise.data")
 
@@ -59,6 +59,7 @@ class MapSpec(Spec):
     backend: str  # "auto" | "process" | "thread" | "inline"
     cpu_budget: float | None
     name: str
+    hang_timeout: float | None = None  # None: the engine's default (HANG_TIMEOUT_S)
     kind: ClassVar[str] = "map"
 
     def describe(self) -> str:
@@ -70,10 +71,11 @@ class MapSpec(Spec):
     def fuses_into(self, first: MapSpec) -> bool:
         """Run in the same workers as the group that `first` starts: when this map leaves every
         setting at its default, or repeats the group's settings exactly."""
-        if self.workers == "auto" and self.backend == "auto" and self.cpu_budget is None:
+        if (self.workers == "auto" and self.backend == "auto" and self.cpu_budget is None
+                and self.hang_timeout is None):
             return True
-        mine = (self.workers, self.backend, self.cpu_budget)
-        return mine == (first.workers, first.backend, first.cpu_budget)
+        mine = (self.workers, self.backend, self.cpu_budget, self.hang_timeout)
+        return mine == (first.workers, first.backend, first.cpu_budget, first.hang_timeout)
 
     def fuses(self, nxt: Spec) -> bool:
         return isinstance(nxt, MapSpec) and nxt.fuses_into(self)
@@ -91,9 +93,10 @@ class MapSpec(Spec):
         n = initial_workers(groups, ctx.cpu_budget)[next(i for i, g in enumerate(groups) if g[0] is self)]
         shared, key, backend = ctx.shared(), tuple(id(s) for s in group), self.backend
         name = "+".join(s.name for s in group)
+        hang = HANG_TIMEOUT_S if self.hang_timeout is None else self.hang_timeout
 
         def pool() -> Pool:  # warm workers from an earlier iterator (their size is the autotuner's latest)
-            return shared.pool(key, lambda: start_pool(backend, fns, n, name))
+            return shared.pool(key, lambda: start_pool(backend, fns, n, name, hang))
 
         stage = MapStage(require_upstream(upstream, self), fns, pool, ctx.epoch,
                          tuned=not isinstance(self.workers, int), start_workers=n, backend=backend,
@@ -254,6 +257,12 @@ class MapStage(Stage):
             done = pool.take(c.task_id)
             if done is None:
                 continue
+            if len(done.outputs) != c.n:  # delivering by position needs exactly one result per input
+                raise WorkerError(
+                    f"map '{self.name}': the pool returned {len(done.outputs)} results for a chunk of "
+                    f"{c.n} samples (epoch index {c.start}); expected one per sample. This is a bug in "
+                    "cpuwise.data: please report it with the map function's pool backend."
+                )
             self._ready[done.task_id] = done.outputs
             n = len(done.outputs)
             for j, t in enumerate(done.times):

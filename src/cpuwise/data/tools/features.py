@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import struct
@@ -34,6 +35,8 @@ from cpuwise.data.dataset import Dataset
 from cpuwise.data.formats.sequence import from_sequence
 from cpuwise.data.stages.batch import collate
 from cpuwise.errors import ConfigError
+
+log = logging.getLogger("cpuwise.data")
 
 MANIFEST = "manifest.json"
 FEATURES = "features.npy"
@@ -164,10 +167,44 @@ def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The manifest of the cache at `path` when it is one this version wrote, else None."""
     try:
-        return dict(json.loads((Path(path) / MANIFEST).read_text()))
+        m = json.loads((Path(path) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    want = {"version": int, "fingerprint": str, "rows": int, "feature_shape": list, "dtype": str,
+            "has_labels": bool}
+    if not isinstance(m, dict) or any(not isinstance(m.get(k), t) for k, t in want.items()):
+        return None
+    return m
+
+
+def reusable(root: Path, manifest: dict[str, Any] | None, fingerprint: str) -> bool:
+    """True when the files under `root` are the cache `manifest` describes, for this fingerprint.
+
+    Everything is checked, nothing trusted: the arrays load without pickles (np.load refuses object
+    arrays), with the manifest's dtype and shapes. A mismatch (an older or interrupted run, a
+    tampered or truncated file) means rebuild.
+    """
+    if manifest is None or manifest["fingerprint"] != fingerprint or manifest["version"] != FORMAT_VERSION:
+        return False
+    try:
+        for name in (FEATURES, LABELS) if manifest["has_labels"] else (FEATURES,):
+            if not (root / name).is_file():  # a FIFO would block np.load
+                raise ValueError(f"expected a file {name}, found none or something else")
+        feats = np.load(root / FEATURES, mmap_mode="r", allow_pickle=False)
+        want = (manifest["rows"], *manifest["feature_shape"])
+        if feats.dtype != np.dtype(manifest["dtype"]) or feats.shape != want:
+            raise ValueError(f"expected features {want} {manifest['dtype']}, found {feats.shape} "
+                             f"{feats.dtype}")
+        if manifest["has_labels"]:
+            labels = np.load(root / LABELS, mmap_mode="r", allow_pickle=False)
+            if labels.shape[:1] != (manifest["rows"],):
+                raise ValueError(f"expected {manifest['rows']} labels, found shape {labels.shape}")
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("cpuwise.data: the feature cache at '%s' is not usable (%s); rebuilding it", root, exc)
+        return False
+    return True
 
 
 def cache_features(
@@ -209,8 +246,7 @@ def cache_features(
     if path is not None:
         root = Path(path)
         manifest = read_manifest(root)
-        if (not rebuild and manifest and manifest.get("fingerprint") == fingerprint
-                and manifest.get("version") == FORMAT_VERSION and (root / FEATURES).is_file()):
+        if not rebuild and manifest is not None and reusable(root, manifest, fingerprint):
             return _dataset(root, manifest)
         root.mkdir(parents=True, exist_ok=True)
     batches = _batched(ds, batch_size)
@@ -245,7 +281,7 @@ def _rows(root: Path) -> int:
 
 
 def _dataset(root: Path, manifest: dict[str, Any]) -> Dataset:
-    labels = np.load(root / LABELS) if manifest.get("has_labels") else None
+    labels = np.load(root / LABELS, allow_pickle=False) if manifest["has_labels"] else None
     return from_sequence(FeatureTable(None, labels, str(root)))
 
 
