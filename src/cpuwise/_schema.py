@@ -18,9 +18,10 @@ for processes (a process using two full cores reads 200) and 0-100 of the whole 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from cpuwise.errors import RecordingError
 
@@ -274,31 +275,21 @@ class Recording:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recording:
-        """The Recording `to_dict` wrote; raises RecordingError on another format version or a missing
-        field. Pipeline stats are job-reported and read leniently (see PipelineStats.from_dict)."""
+        """The Recording `to_dict` wrote; raises RecordingError on another format version or on a field
+        that is missing or of the wrong type (named with its path, e.g. `processes[3].cpu_percent`).
+        Pipeline stats are job-reported and read leniently (see PipelineStats.from_dict)."""
         version = data.get("version")
         if version != FORMAT_VERSION:
             raise RecordingError(
                 f"expected a cpuwise recording of format version {FORMAT_VERSION}, found version "
                 f"{version!r}. Re-record it with this cpuwise version."
             )
-        try:
-            kw = dict(data)
-            kw["gpu"] = GpuStatus(**data["gpu"])
-            kw["system"] = [SystemSample(**s) for s in data.get("system", [])]
-            kw["processes"] = [ProcessSample(**s) for s in data.get("processes", [])]
-            kw["gpus"] = [GpuSample(**s) for s in data.get("gpus", [])]
-            kw["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
-            stats = data.get("pipeline_stats")
-            stats = stats if isinstance(stats, list) else []
-            kw["pipeline_stats"] = [PipelineStats.from_dict(s) for s in stats if isinstance(s, dict)]
-            known = {f.name for f in fields(cls)}
-            return cls(**{k: v for k, v in kw.items() if k in known})
-        except (KeyError, TypeError) as exc:
-            raise RecordingError(
-                f"the recording is missing or has malformed fields ({exc}); expected the JSON "
-                "written by `cpuwise doctor` (recording.json)."
-            ) from exc
+        stats = data.get("pipeline_stats")
+        stats = stats if isinstance(stats, list) else []
+        rest = {k: v for k, v in data.items() if k != "pipeline_stats"}
+        rec = read_typed(cls, rest, "recording")
+        rec.pipeline_stats = [PipelineStats.from_dict(s) for s in stats if isinstance(s, dict)]
+        return rec
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -307,13 +298,124 @@ class Recording:
 
     @classmethod
     def load(cls, path: str | Path) -> Recording:
+        """Read a recording.json (or the recording inside a report.json).
+
+        Raises:
+            RecordingError: the file cannot be read, is not UTF-8 JSON (a binary file), is nested too
+                deeply to parse, or is not a recording of this format version; the message names the file.
+        """
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
             raise RecordingError(f"cannot read recording {path}: {exc}") from exc
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RecordingError(f"{path} is not a text file (byte {exc.start} is not UTF-8); expected the "
+                                 "recording.json or report.json written by `cpuwise doctor`.") from exc
+        except RecursionError as exc:
+            raise RecordingError(f"{path} nests its JSON too deeply to be a recording; expected the "
+                                 "recording.json or report.json written by `cpuwise doctor`.") from exc
+        except ValueError as exc:
+            raise RecordingError(f"{path} is not valid JSON ({exc}); expected the recording.json or "
+                                 "report.json written by `cpuwise doctor`.") from exc
         if not isinstance(data, dict):
             raise RecordingError(f"expected a JSON object in {path}, found {type(data).__name__}")
         if "recording" in data and isinstance(data["recording"], dict):  # a report.json
             data = data["recording"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except RecordingError as exc:
+            raise RecordingError(f"{path}: {exc}") from exc
+
+
+# --- reading the typed structures back ------------------------------------------------------------
+
+_FIELDS: dict[type, list[tuple[str, Any, bool]]] = {}
+
+
+def _fields_of(cls: type) -> list[tuple[str, Any, bool]]:
+    """(name, resolved type, required) of a dataclass's fields, resolved once per class."""
+    known = _FIELDS.get(cls)
+    if known is None:
+        hints = get_type_hints(cls)
+        known = _FIELDS[cls] = [
+            (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+            for f in fields(cls)
+        ]
+    return known
+
+
+def _bad(where: str, expected: str, value: object) -> RecordingError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return RecordingError(f"{where}: expected {expected}, found {shown}; expected the JSON written by "
+                          "`cpuwise doctor` (recording.json).")
+
+
+def read_typed(tp: Any, value: object, where: str) -> Any:
+    """`value` (parsed JSON) checked against the type `tp` and built into it (dataclasses from objects).
+
+    Numbers may be ints where floats are expected; unknown keys of an object are ignored (a newer
+    writer's extra fields). Raises RecordingError naming the path of the first bad value.
+    """
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (Union, UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return read_typed(option, value, where)
+            except RecordingError as exc:
+                errors.append(exc)
+        raise errors[0] if len(errors) == 1 else _bad(where, " or ".join(map(_name, options)), value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _bad(where, "a list", value)
+        (item,) = get_args(tp) or (Any,)
+        return [read_typed(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _bad(where, "an object", value)
+        _, item = get_args(tp) or (str, Any)
+        return {str(k): read_typed(item, v, f"{where}.{k}") for k, v in value.items()}
+    if is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise _bad(where, f"an object ({tp.__name__})", value)
+        kw = {}
+        for name, ftp, required in _fields_of(tp):
+            if name in value:
+                kw[name] = read_typed(ftp, value[name], f"{where}.{name}")
+            elif required:
+                raise RecordingError(f"{where}: the field {name!r} is missing; expected the JSON written "
+                                     "by `cpuwise doctor` (recording.json).")
+        return tp(**kw)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(where, "a number", value)
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(where, "a whole number", value)
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _bad(where, "true or false", value)
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise _bad(where, "a string", value)
+        return value
+    raise RecordingError(f"{where}: cannot read a field of type {tp!r}")  # a schema bug, not bad input
+
+
+def _name(tp: Any) -> str:
+    return {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,26 @@ EXIT_NOT_FOUND = 127  # the shell's "command not found"
 
 def _err(msg: str) -> None:
     Console(stderr=True).print(msg, markup=False)
+
+
+def prepare_out(out: Path) -> Path:
+    """Create the report folder and prove it takes files, before any job runs (a job that ran for hours
+    must not end in a report that cannot be written).
+
+    Raises:
+        ConfigError: `out` is a file, or cannot be created or written; the message says which and why.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a folder for the reports (created if missing). "
+                          "Give another path, e.g. --out cpuwise-report.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".cpuwise-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to --out {out}: {exc.strerror or exc}. Expected a folder "
+                          "this user can create and write; give another path.") from exc
+    return out
 
 
 def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
@@ -71,6 +92,17 @@ def register(app: typer.Typer) -> None:
 
         Example: cpuwise doctor --out report -- python train.py --epochs 1
         """
+        # lazy: see diagnose_and_report (loaded when the command runs)
+        from cpuwise.monitor.recorder import check_interval
+        from cpuwise.monitor.runner import check_hang_timeout, run_job
+
+        try:  # every argument is checked before anything runs
+            check_interval(interval, "--interval")
+            check_hang_timeout(hang_timeout, "--hang-timeout")
+            prepare_out(out)
+        except ConfigError as exc:
+            _err(f"cpuwise doctor: {exc}")
+            raise typer.Exit(2) from exc
         if from_ is not None:
             try:
                 rec = Recording.load(from_)
@@ -79,8 +111,6 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from exc
             diagnose_and_report(rec, out, as_json=as_json)
             return
-        from cpuwise.monitor.runner import run_job  # see diagnose_and_report: loaded when the command runs
-
         try:
             rec = run_job(list(command or []), interval=interval, hang_timeout=hang_timeout or None)
         except CommandNotFoundError as exc:

@@ -9,14 +9,32 @@ Step records are kept whole (one per step), so they still grow with the number o
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
 
 from cpuwise._schema import GpuSample, PipelineStats, ProcessSample, Recording, SystemSample
+from cpuwise.errors import ConfigError
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.steps import build_steps, pick_source
+
+# One tick reads a few small /proc files per process (~0.1 ms of CPU each): below 10 ms between ticks the
+# sampler itself would take a noticeable share of a core, and the CPU ratios would cover too few jiffies
+# (USER_HZ = 100) to mean anything. Above a minute a job shorter than a few minutes gets fewer samples
+# than the rules need (3).
+MIN_INTERVAL_S = 0.01
+MAX_INTERVAL_S = 60.0
+
+
+def check_interval(interval: float, name: str = "interval") -> float:
+    """`interval` if the sampler can keep it (a finite number of seconds in [MIN, MAX]), else ConfigError."""
+    if not isinstance(interval, int | float) or not math.isfinite(interval) or not (
+            MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S):
+        raise ConfigError(f"{name} must be a number of seconds between {MIN_INTERVAL_S:g} and "
+                          f"{MAX_INTERVAL_S:g}, got {interval!r}. The default, 0.1, suits most jobs.")
+    return float(interval)
 
 
 class Recorder:
@@ -26,7 +44,7 @@ class Recorder:
                  interval: float = 0.1, channel_path: str | Path | None = None,
                  t0: float | None = None, max_ticks: int = 3000) -> None:
         self.processes_backend, self.system_backend, self.gpu_backend = processes, system, gpu
-        self.interval = interval
+        self.interval = check_interval(interval)
         self.max_ticks = max(4, max_ticks)
         self._ticks: list[float] = []
         self.t0 = time.perf_counter() if t0 is None else t0

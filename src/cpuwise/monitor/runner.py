@@ -10,6 +10,7 @@ then SIGKILL. Every process of the group is waited for or killed: no zombies, no
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from cpuwise.monitor.backends import GpuBackend
 from cpuwise.monitor.instrument import BOOT_DIR, PACKAGE_ROOT, SRC_ENV, STACK_DIR_ENV
 from cpuwise.monitor.nvml import NvmlBackend
 from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
-from cpuwise.monitor.recorder import Recorder
+from cpuwise.monitor.recorder import Recorder, check_interval
 from cpuwise.monitor.stacks import dump_stacks
 
 IDLE_CPU_PERCENT = 10.0  # a tree below 10 % of one core is idle (a busy job uses >= ~50 %)
@@ -129,6 +130,15 @@ def _reap_group(pgid: int) -> None:
     _killpg(pgid, signal.SIGKILL)
 
 
+def check_hang_timeout(hang_timeout: float | None, name: str = "hang_timeout") -> None:
+    """ConfigError unless `hang_timeout` is None or a finite number of seconds >= 0 (0: never)."""
+    if hang_timeout is None:
+        return
+    if not isinstance(hang_timeout, int | float) or not math.isfinite(hang_timeout) or hang_timeout < 0:
+        raise ConfigError(f"{name} must be a finite number of seconds >= 0 (0: never end the job), got "
+                          f"{hang_timeout!r}")
+
+
 def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | None = None,
             gpu: GpuBackend | None = None, workdir: Path | None = None) -> Recording:
     """Run `argv` under the doctor and return its Recording (end_reason and exit_code set).
@@ -136,10 +146,8 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     Raises:
         CommandNotFoundError: the program does not exist (the CLI exits 127).
     """
-    if interval <= 0:
-        raise ConfigError(f"interval must be > 0 seconds, got {interval}")
-    if hang_timeout is not None and hang_timeout < 0:
-        raise ConfigError(f"hang_timeout must be >= 0 seconds (0: never end the job), got {hang_timeout}")
+    check_interval(interval)
+    check_hang_timeout(hang_timeout)
     cmd = resolve_command(list(argv))
     tmp = Path(tempfile.mkdtemp(prefix="cpuwise-doctor-", dir=workdir))
     chan, stack_dir = tmp / "channel.jsonl", tmp / "stacks"
