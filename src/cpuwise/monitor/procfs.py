@@ -16,15 +16,21 @@ import psutil
 from cpuwise._schema import ProcessSample, SystemSample
 from cpuwise.monitor import proctree
 from cpuwise.monitor.backends import ProcessBackend
+from cpuwise.monitor.jobtree import JobTree
 from cpuwise.monitor.psutil_tree import PsutilProcessBackend
 from cpuwise.monitor.roles import is_mp_helper, role_of
 from cpuwise.monitor.uss import UssBudget
 
 
-def process_backend(root_pid: int) -> ProcessBackend:
-    """The /proc sampler where the kernel offers what it needs, else the psutil one."""
+def process_backend(root_pid: int, tree: JobTree | None = None) -> ProcessBackend:
+    """The /proc sampler where the kernel offers what it needs, else the psutil one.
+
+    Args:
+        tree: how to find the job's processes (with the orphans the doctor adopted); default: the
+            tree under `root_pid`.
+    """
     if proctree.proc_available():
-        return ProcfsProcessBackend(root_pid)
+        return ProcfsProcessBackend(root_pid, tree=tree)
     return PsutilProcessBackend(root_pid)
 
 
@@ -32,8 +38,9 @@ class ProcfsProcessBackend:
     """Linux: samples the tree rooted at `root_pid` with plain reads of /proc/PID/{stat,status,io}."""
 
     def __init__(self, root_pid: int, *, refresh_every: int = 5, uss: UssBudget | None = None,
-                 proc: str = "/proc") -> None:
+                 proc: str = "/proc", tree: JobTree | None = None) -> None:
         self.root_pid, self.proc = root_pid, proc
+        self.tree = tree if tree is not None else JobTree(root_pid, proc=proc)
         self.refresh_every = max(1, refresh_every)
         self.uss = uss or UssBudget()
         self._pids: list[int] = [root_pid]
@@ -59,7 +66,7 @@ class ProcfsProcessBackend:
 
     def sample(self, t: float, roles: dict[int, str]) -> list[ProcessSample]:
         if self._tick % self.refresh_every == 0:
-            self._pids = proctree.tree(self.root_pid, self.proc) or [self.root_pid]
+            self._pids = self.tree.pids() or [self.root_pid]
         self._tick += 1
         uss_pid = self.uss.pick(self._pids)
         out: list[ProcessSample] = []

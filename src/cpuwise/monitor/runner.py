@@ -36,6 +36,7 @@ from cpuwise.errors import CommandNotFoundError, ConfigError
 from cpuwise.host import host_facts
 from cpuwise.monitor.backends import GpuBackend
 from cpuwise.monitor.instrument import BOOT_DIR, PACKAGE_ROOT, SRC_ENV, STACK_DIR_ENV
+from cpuwise.monitor.jobtree import JobTree, set_child_subreaper, with_parent_death_signal
 from cpuwise.monitor.nvml import NvmlBackend
 from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
 from cpuwise.monitor.recorder import Recorder, check_interval
@@ -105,22 +106,34 @@ def _killpg(pgid: int, sig: int) -> bool:
         return False
 
 
-def stop_tree(proc: subprocess.Popen[Any], *, first: int = signal.SIGINT, grace_s: float = 5.0) -> None:
-    """Stop the job's process group: `first`, then SIGTERM, then SIGKILL, waiting between."""
+def _signal_job(pgid: int, tree: JobTree | None, sig: int) -> None:
+    """`sig` to the job's process group, and to each of its processes outside the group (setsid)."""
+    _killpg(pgid, sig)
+    if tree is not None:
+        tree.signal(sig, skip_group=pgid)
+
+
+def stop_tree(proc: subprocess.Popen[Any], tree: JobTree | None = None, *, first: int = signal.SIGINT,
+              grace_s: float = 5.0) -> None:
+    """Stop the job: `first`, then SIGTERM, then SIGKILL, waiting for its main process between; then end
+    every process left (see `end_rest`)."""
     steps: tuple[tuple[int, float], ...] = ((first, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))
     for sig, wait in steps:
         if proc.poll() is not None:
             break
-        _killpg(proc.pid, sig)
+        _signal_job(proc.pid, tree, sig)
         try:
             proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             continue
-    _reap_group(proc.pid)
+    end_rest(proc.pid, tree)
 
 
-def _reap_group(pgid: int) -> None:
-    """End what is left of the group after the main process exited (orphaned workers)."""
+def end_rest(pgid: int, tree: JobTree | None) -> None:
+    """End what is left of the job after its main process exited: orphaned workers, double-forked and
+    setsid helpers (the doctor adopted them as a subreaper, and reaps them), then the process group."""
+    if tree is not None:
+        tree.end()
     if not _killpg(pgid, 0):
         return
     _killpg(pgid, signal.SIGTERM)
@@ -155,19 +168,28 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     gpu = gpu if gpu is not None else NvmlBackend()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    env = _job_env(chan, stack_dir)
+    # The doctor adopts the job's orphans while it runs (double forks, setsid helpers, a dead launcher's
+    # children), so it samples and ends them; the job's main process dies with a SIGKILLed doctor.
+    was_subreaper = set_child_subreaper(True)
     try:
-        proc = subprocess.Popen(cmd, env=_job_env(chan, stack_dir), start_new_session=True)
+        proc = subprocess.Popen(with_parent_death_signal(cmd), env=env, start_new_session=True)
     except OSError as exc:
         gpu.close()
+        if was_subreaper is not None:
+            set_child_subreaper(was_subreaper)
         shutil.rmtree(tmp, ignore_errors=True)
         raise CommandNotFoundError(f"cannot start {cmd[0]!r}: {exc}. Check that it is a program or "
                                    "script this machine can run.") from exc
+    tree = JobTree(proc.pid, marker=f"{channel.ENV_VAR}={chan}".encode(),
+                   adopter=os.getpid() if was_subreaper is not None else None)
     stop = threading.Event()
     handlers: dict[int, Any] = {}
 
     def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: the user does not want to wait for a clean stop
             _killpg(proc.pid, signal.SIGKILL)
+            tree.signal(signal.SIGKILL, skip_group=proc.pid)
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -176,28 +198,30 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
             handlers[signum] = signal.signal(signum, on_signal)
     end_reason: str | None = None
     stacks: dict[str, str] = {}
-    recorder = Recorder(process_backend(proc.pid), ProcSystemBackend(), gpu,
+    recorder = Recorder(process_backend(proc.pid, tree), ProcSystemBackend(), gpu,
                         interval=interval, channel_path=chan, t0=t0).start()
     try:
         while proc.poll() is None:
             if stop.is_set():
                 end_reason = END_INTERRUPTED
-                stop_tree(proc)
+                stop_tree(proc, tree)
                 break
             if hang_timeout and _hung(recorder, hang_timeout):
                 recorder.read_channel()
                 stacks = dump_stacks(recorder.processes_backend.pids(),
                                      recorder.state.faulthandler_pids, stack_dir)
                 end_reason = END_HUNG
-                stop_tree(proc, first=signal.SIGTERM, grace_s=3.0)
+                stop_tree(proc, tree, first=signal.SIGTERM, grace_s=3.0)
                 break
             stop.wait(0.05)
     finally:
         if proc.poll() is None:  # an exception in the doctor itself: never leave the job behind
-            stop_tree(proc)
+            stop_tree(proc, tree)
         proc.wait()
-        _reap_group(proc.pid)
-        recorder.stop()
+        recorder.stop()  # its last tick sees what is left of the job (adopted helpers) before the end
+        end_rest(proc.pid, tree)
+        if was_subreaper is not None:
+            set_child_subreaper(was_subreaper)
         for old_sig, h in handlers.items():
             signal.signal(old_sig, h)
     try:
