@@ -90,7 +90,7 @@ def run_doctored(cmd: list[str], interval: float) -> tuple[list[float], float, i
         f.seek(0)
         times = _parse(f.read())
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return times, 100.0 * cpu / (t1 - t0), len(rec.steps)
+    return times, 100.0 * cpu / (t1 - t0), sum(lane.n for lane in rec.step_lanes)
 
 
 def sampler_cost(cmd: list[str], ticks: int = 200) -> float:

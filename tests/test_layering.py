@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cpuwise"
 
 # The leaves import nothing of cpuwise but each other (errors at the very bottom).
-LEAVES = {"errors", "_optional", "host", "_channel", "_schema"}
+LEAVES = {"errors", "_optional", "host", "_channel", "_schema", "_steps"}
 # What each top-level part of cpuwise may import (besides itself). A lower layer never imports a
 # higher one: collectors (monitor), the pipeline (data) and the optimizer (optimize) know nothing of
 # the doctor's rules (diagnose), its renderers (report) or the command line (cli).
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "host": {"errors"},
     "_channel": set(),
     "_schema": {"errors"},
+    "_steps": {"_schema", "_channel"},
     "monitor": LEAVES,
     "data": LEAVES,
     "optimize": LEAVES,
@@ -51,6 +52,7 @@ FOREIGN_PRIVATE = {
     # torch's DataLoader iterator and worker loop are patched to time steps and report each worker's
     # role and thread pools (torch has no public hook for either).
     ("monitor/instrument/torch_patches.py", "dl._BaseDataLoaderIter"),
+    ("monitor/instrument/torch_patches.py", "base._reset"),
     ("monitor/instrument/torch_patches.py", "worker_mod._worker_loop"),
 }
 

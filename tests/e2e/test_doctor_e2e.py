@@ -107,7 +107,7 @@ def test_cuda_job_gets_gpu_samples_and_sync_time() -> None:
     rec = run_job([sys.executable, str(SCRIPTS / "cuda_sync.py"), "3"])
     assert rec.end_reason == "exited" and rec.gpu.available, rec.gpu.reason
     assert rec.gpus and any(g.util_percent for g in rec.gpus)
-    assert sum(s.sync_s for s in rec.steps) > 0  # .item() on a CUDA tensor was timed as sync
+    assert sum(lane.sync_s for lane in rec.step_lanes) > 0  # .item() on a CUDA tensor was timed as sync
 
 
 @pytest.mark.slow

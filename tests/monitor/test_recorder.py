@@ -77,6 +77,7 @@ def test_channel_records_become_steps_and_job_info(tmp_path: Path) -> None:
     finally:
         channel.set_path(None)
     assert len(rec.steps) == 3 and rec.job_info["step_source"] == "dataloader"
+    assert [lane.n for lane in rec.step_lanes] == [3]
     assert rec.steps[0].data_wait_s == pytest.approx(0.2) and rec.steps[2].t_start == pytest.approx(2.0)
     assert r.last_progress() == pytest.approx(3.2)
 

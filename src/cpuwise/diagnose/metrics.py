@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from cpuwise._schema import ProcessSample, Recording, StepRecord
+from cpuwise._schema import GpuStatus, ProcessSample, Recording, StepLane, StepRecord
+from cpuwise._steps import summarise
 from cpuwise.diagnose import thresholds as th
 
 
@@ -50,6 +51,7 @@ class Metrics:
     usable_cores: int
     window: tuple[float, float]
     steps: StepStats | None
+    lanes: list[StepLane]  # every step, summarised per training loop (see lanes_of)
     n_system: int
     role_cpu_cores: dict[str, float]  # mean cores busy per role ("main", "worker", "child")
     job_cpu_cores: float
@@ -81,30 +83,59 @@ def usable_cores(rec: Recording) -> int:
     return 1
 
 
-def step_stats(steps: list[StepRecord], warmup: int | None = None) -> StepStats | None:
-    """Mean split of the steps after `warmup` (default WARMUP_STEPS; kept when dropping it would leave
-    fewer than MIN_STEPS)."""
-    if not steps:
+def lanes_of(rec: Recording) -> list[StepLane]:
+    """The recording's step lanes; a recording with whole steps but no lanes (hand-written) lists every
+    step, so its lanes are summarised from them."""
+    return rec.step_lanes or summarise(rec.steps)
+
+
+def _warmup_steps(rec: Recording, lane: StepLane, warmup: int) -> list[StepRecord]:
+    """The first `warmup` steps of `lane` (the sample always keeps the first steps of every lane)."""
+    return sorted((s for s in rec.steps if s.pid == lane.pid and s.index < warmup), key=lambda s: s.index)
+
+
+def lane_stats(rec: Recording, lanes: list[StepLane], warmup: int | None = None) -> StepStats | None:
+    """Mean split of every step of `lanes` after each lane's first `warmup` (default WARMUP_STEPS; kept
+    when dropping them would leave fewer than MIN_STEPS). Exact: from the lanes' totals."""
+    lanes = [lane for lane in lanes if lane.n > 0]
+    if not lanes:
         return None
     warmup = th.WARMUP_STEPS if warmup is None else warmup
-    ordered = sorted(steps, key=lambda s: (s.t_start, s.index))
-    skip = warmup if len(ordered) - warmup >= th.MIN_STEPS else 0
-    used = ordered[skip:]
-    n = len(used)
-    wait = sum(s.data_wait_s for s in used) / n
-    comp = sum(s.compute_s for s in used) / n
-    sync = sum(s.sync_s for s in used) / n
-    return StepStats(n, len(ordered), skip, wait + comp + sync, wait, comp, sync)
+    n_total = sum(lane.n for lane in lanes)
+    skip_each = warmup if n_total - warmup * len(lanes) >= th.MIN_STEPS else 0
+    n = wait = comp = sync = 0.0
+    skipped = 0
+    for lane in lanes:
+        head = _warmup_steps(rec, lane, skip_each) if skip_each else []
+        skipped += len(head)
+        n += lane.n - len(head)
+        wait += lane.data_wait_s - sum(s.data_wait_s for s in head)
+        comp += lane.compute_s - sum(s.compute_s for s in head)
+        sync += lane.sync_s - sum(s.sync_s for s in head)
+    if n <= 0:
+        return None
+    wait, comp, sync = max(0.0, wait) / n, max(0.0, comp) / n, max(0.0, sync) / n
+    return StepStats(int(n), n_total, skipped, wait + comp + sync, wait, comp, sync)
 
 
-def _window(rec: Recording) -> tuple[float, float]:
+def step_stats(steps: list[StepRecord], warmup: int | None = None) -> StepStats | None:
+    """Mean split of whole steps after `warmup` (see lane_stats), e.g. for a list built by hand."""
+    rec = Recording(command=[], started_at="", duration_s=0.0, interval_s=0.1, end_reason="", exit_code=None,
+                    host={}, gpu=GpuStatus(available=False), steps=list(steps))
+    return lane_stats(rec, lanes_of(rec), warmup)
+
+
+def _window(rec: Recording, lanes: list[StepLane]) -> tuple[float, float]:
     """The steady state: first step after warm-up to the end of the last step, else the whole run."""
-    if rec.steps:
-        ordered = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
-        stats = step_stats(ordered)
-        first = ordered[stats.skipped if stats else 0]
-        last = max(ordered, key=lambda s: s.t_start + s.total_s)
-        t0, t1 = first.t_start, last.t_start + last.total_s
+    lanes = [lane for lane in lanes if lane.n > 0]
+    if lanes:
+        stats = lane_stats(rec, lanes)
+        starts = []
+        for lane in lanes:
+            head = _warmup_steps(rec, lane, th.WARMUP_STEPS + 1)
+            skip = th.WARMUP_STEPS if stats is not None and stats.skipped else 0
+            starts.append(head[skip].t_start if len(head) > skip else lane.first_t)
+        t0, t1 = min(starts), max(lane.end_t for lane in lanes)
         inside = [s for s in rec.system if t0 <= s.t <= t1]
         if len(inside) >= th.MIN_SYSTEM_SAMPLES:
             return (t0, t1)
@@ -171,7 +202,8 @@ def measure(rec: Recording) -> Metrics:
     """Derive the metrics the rules use from a recording (after `sanitize`)."""
     rec = sanitize(rec)
     cores = usable_cores(rec)
-    t0, t1 = _window(rec)
+    lanes = lanes_of(rec)
+    t0, t1 = _window(rec, lanes)
     system = [s for s in rec.system if t0 <= s.t <= t1] or rec.system
     procs = [p for p in rec.processes if t0 <= p.t <= t1] or rec.processes
     by_pid = _per_pid(procs)
@@ -190,7 +222,7 @@ def measure(rec: Recording) -> Metrics:
 
     sys_busy = _mean([sum(s.cpu_percent_per_core) / 100.0 for s in system])
     busy = min(1.0, max(job_cpu / cores, (sys_busy or 0.0) / cores))
-    if not rec.steps and times:
+    if not lanes and times:
         # No steps to bound the steady state: the median sample ignores start-up and shut-down.
         job_med = _median([sum(per_t[t].values()) for t in times])
         sys_med = _median([sum(s.cpu_percent_per_core) / 100.0 for s in system]) if system else 0.0
@@ -233,7 +265,8 @@ def measure(rec: Recording) -> Metrics:
     return Metrics(
         usable_cores=cores,
         window=(t0, t1),
-        steps=step_stats(rec.steps),
+        steps=lane_stats(rec, lanes),
+        lanes=lanes,
         n_system=len(rec.system),
         role_cpu_cores=role_cpu,
         job_cpu_cores=job_cpu,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpuwise.monitor.steps import StepCollector
+
 
 class ChannelReader:
     """Reads the new complete lines of a growing JSON-lines file; tolerates partial and bad lines."""
@@ -43,17 +45,32 @@ class ChannelReader:
 
 @dataclass
 class JobState:
-    """What the instrumented job has told the doctor so far."""
+    """What the instrumented job has told the doctor so far.
 
-    nexts: list[dict[str, Any]] = field(default_factory=list)
+    Args:
+        t0: the recording's start (time.perf_counter clock), for the step times.
+    """
+
+    t0: float = 0.0
     job_info: dict[str, Any] = field(default_factory=dict)
     pipeline_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[int, str] = field(default_factory=dict)
     faulthandler_pids: set[int] = field(default_factory=set)
-    last_progress: float | None = None  # perf_counter time of the latest delivery
+    steps: StepCollector = field(init=False)
     _dataloader_ids: set[Any] = field(default_factory=set)
+    _progress: float | None = None  # set by tests; else the steps' latest delivery
+
+    @property
+    def last_progress(self) -> float | None:
+        """perf_counter time of the latest delivery (a step's data arriving), None before the first."""
+        return self._progress if self._progress is not None else self.steps.last_progress
+
+    @last_progress.setter
+    def last_progress(self, value: float | None) -> None:
+        self._progress = value
 
     def __post_init__(self) -> None:
+        self.steps = StepCollector(self.t0)
         self.job_info.setdefault("instrumented", False)
         self.job_info.setdefault("step_source", None)
         self.job_info.setdefault("thread_pools", {})
@@ -64,11 +81,8 @@ class JobState:
         """Fold channel records into the job's facts; records of unknown kinds are ignored."""
         for ev in events:
             kind, pid, p = ev.get("k"), ev.get("pid"), ev.get("p")
-            if kind == "next":
-                self.nexts.append(ev)
-                b = ev.get("b")
-                if isinstance(b, (int, float)):
-                    self.last_progress = max(self.last_progress or b, b)
+            if kind == "steps":
+                self.steps.ingest(ev)
                 continue
             if not isinstance(p, dict) or not isinstance(pid, int):
                 continue

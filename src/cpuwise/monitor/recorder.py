@@ -4,7 +4,8 @@ The recorder only collects: it owns the samplers (backends), reads the channel f
 fills a Recording. Any sampler error is noted once and sampling goes on; a process that exits
 between two samples is simply absent from the next one. Sample memory stays bounded on long jobs: past
 `max_ticks` samples, every other sample is dropped and the interval doubles (noted in the recording).
-Step records are kept whole (one per step), so they still grow with the number of steps.
+Steps arrive summarised per process and interval and are merged into bounded lanes (`steps.py`), so
+nothing here grows with the number of steps either.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from cpuwise._schema import GpuSample, PipelineStats, ProcessSample, Recording, 
 from cpuwise.errors import ConfigError
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
-from cpuwise.monitor.steps import build_steps, pick_source
 
 # One tick reads a few small /proc files per process (~0.1 ms of CPU each): below 10 ms between ticks the
 # sampler itself would take a noticeable share of a core, and the CPU ratios would cover too few jiffies
@@ -48,7 +48,7 @@ class Recorder:
         self.max_ticks = max(4, max_ticks)
         self._ticks: list[float] = []
         self.t0 = time.perf_counter() if t0 is None else t0
-        self.state = JobState()
+        self.state = JobState(self.t0)
         self.system: list[SystemSample] = []
         self.processes: list[ProcessSample] = []
         self.gpus: list[GpuSample] = []
@@ -59,6 +59,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._errors: set[str] = set()
+        self.sampler_cpu_s = 0.0  # CPU time of the sampling thread so far (its own cost)
 
     def now(self) -> float:
         """Seconds since the recording started."""
@@ -129,8 +130,10 @@ class Recorder:
 
     def _run(self) -> None:
         next_t = time.perf_counter()
+        c0 = time.thread_time()
         while not self._stop.is_set():
             self.tick()
+            self.sampler_cpu_s = time.thread_time() - c0
             next_t += self.interval
             delay = next_t - time.perf_counter()
             if delay < 0:  # fell behind (a slow tick): skip ahead rather than burst
@@ -158,11 +161,12 @@ class Recorder:
             st = self.state
             rec.system, rec.processes, rec.gpus = self.system, self.processes, self.gpus
             rec.interval_s = self.interval
-            rec.steps = build_steps(st.nexts, self.t0)
+            rec.step_lanes, rec.steps = st.steps.lanes()
             info = dict(st.job_info)
-            info["step_source"] = pick_source(st.nexts) if st.nexts else info.get("step_source")
+            info["step_source"] = st.steps.source() or info.get("step_source")
             rec.job_info.update(info)
             rec.pipeline_stats = [PipelineStats.from_dict(p) for p in st.pipeline_stats.values()]
             rec.gpu = self.gpu_backend.status
             rec.notes.extend(self.notes)
+            rec.doctor["sampler_cpu_s"] = round(self.sampler_cpu_s, 4)
         return rec

@@ -13,6 +13,7 @@ import datetime as _dt
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -169,6 +170,8 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     env = _job_env(chan, stack_dir)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage0.ru_utime + usage0.ru_stime
     # The doctor adopts the job's orphans while it runs (double forks, setsid helpers, a dead launcher's
     # children), so it samples and ends them; the job's main process dies with a SIGKILLed doctor.
     was_subreaper = set_child_subreaper(True)
@@ -225,20 +228,25 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
         for old_sig, h in handlers.items():
             signal.signal(old_sig, h)
     try:
-        return _finish(argv, cmd, proc, recorder, interval, started_at, t0, stacks, end_reason, hang_timeout)
+        return _finish(argv, cmd, proc, recorder, interval, started_at, t0, stacks, end_reason, hang_timeout,
+                       cpu0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], recorder: Recorder,
             interval: float, started_at: str, t0: float, stacks: dict[str, str], end_reason: str | None,
-            hang_timeout: float | None) -> Recording:
+            hang_timeout: float | None, cpu0: float) -> Recording:
     """Turn what the recorder collected into the Recording (how the job ended, notes)."""
     rc = exit_code_of(proc.returncode)
     rec = Recording(command=list(argv), started_at=started_at, duration_s=round(time.perf_counter() - t0, 3),
                     interval_s=interval, end_reason="", exit_code=rc, host=host_facts().to_dict(),
                     gpu=GpuStatus(available=False))
     recorder.fill(rec)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # The doctor's own cost: its whole process (the CLI) and its peak memory (kernel's high-water mark).
+    rec.doctor.update(cpu_s=round(usage.ru_utime + usage.ru_stime - cpu0, 3),
+                      peak_rss_bytes=int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024))
     rec.job_info["python_command"] = is_python_command(cmd)
     if rec.job_info["python_command"] and not rec.job_info.get("instrumented"):
         rec.notes.append("the Python job never loaded cpuwise's instrumentation (an interpreter that "

@@ -122,20 +122,34 @@ def plot_memory(rec: Recording) -> str:
     return svg.line_chart("plot-memory", "Memory", series, x_label="time (s)", y_label="GiB")
 
 
-def plot_steps(rec: Recording) -> str:
-    """One bar per step: data-wait, compute and sync."""
-    if not rec.steps:
+def step_intervals(m: Metrics) -> list[tuple[float, int, float, float, float]]:
+    """(interval start, steps, data-wait, compute, sync sums) of every lane, merged by start time."""
+    merged: dict[float, list[float]] = {}
+    for lane in m.lanes:
+        for iv in lane.intervals:
+            acc = merged.setdefault(round(iv.t, 3), [0, 0.0, 0.0, 0.0])
+            acc[0] += iv.n
+            acc[1] += iv.data_wait_s
+            acc[2] += iv.compute_s
+            acc[3] += iv.sync_s
+    return [(t, int(v[0]), v[1], v[2], v[3]) for t, v in sorted(merged.items()) if v[0] > 0]
+
+
+def plot_steps(m: Metrics) -> str:
+    """Per interval of the run, the mean step split into data-wait, compute and sync (every step counted)."""
+    rows = step_intervals(m)
+    if not rows:
         return _note(
             "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
         )
-    steps = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
-    xs = [float(s.index) for s in steps]
+    xs = [t for t, *_ in rows]
     layers = [
-        ("data-wait", STEP_COLORS["data-wait"], [1e3 * s.data_wait_s for s in steps]),
-        ("compute", STEP_COLORS["compute"], [1e3 * s.compute_s for s in steps]),
-        ("sync", STEP_COLORS["sync"], [1e3 * s.sync_s for s in steps]),
+        ("data-wait", STEP_COLORS["data-wait"], [1e3 * w / n for _, n, w, _, _ in rows]),
+        ("compute", STEP_COLORS["compute"], [1e3 * c / n for _, n, _, c, _ in rows]),
+        ("sync", STEP_COLORS["sync"], [1e3 * s / n for _, n, _, _, s in rows]),
     ]
-    return svg.stacked_bars("plot-steps", "Step time per step", xs, layers, x_label="step", y_label="ms")
+    return svg.stacked_bars("plot-steps", "Mean step time over the run (every step, per interval)", xs,
+                            layers, x_label="time (s)", y_label="ms per step", integer_x=False)
 
 
 def _finding_html(i: int, f: Finding) -> str:
@@ -238,8 +252,9 @@ def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = Non
         _section("Findings", "".join(_finding_html(i, f) for i, f in enumerate(findings, 1))),
         _section(
             "Step time",
-            _steps_table(m) + plot_steps(rec),
-            "Each bar is one step: time blocked waiting for data, computing, and waiting on the device.",
+            _steps_table(m) + plot_steps(m),
+            "Each bar is one interval of the run: the mean step's time blocked waiting for data, computing, "
+            "and waiting on the device.",
         ),
         _section("CPU per core", plot_cpu_cores(rec), "Whole machine, every core (darker = busier)."),
         _section(

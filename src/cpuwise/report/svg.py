@@ -213,8 +213,9 @@ def stacked_area(plot_id: str, title: str, xs: list[float], layers: list[Layer],
 
 
 def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
-                 y_label: str) -> str:
-    """One bar per x (e.g. per step), split into layers; more than MAX_POINTS bars are averaged."""
+                 y_label: str, integer_x: bool = True) -> str:
+    """One bar per x (e.g. per step or per interval), split into layers; more than MAX_POINTS bars are
+    averaged."""
     groups = bins(len(xs))
     if groups is not None:
         xs = bin_means(xs, groups)
@@ -227,8 +228,9 @@ def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer],
         # A few slow steps (warm-up, a checkpoint) would flatten the rest: clip them and mark them.
         peak = ordered[int(0.95 * (n - 1))] * 1.3
     top = nice_max(peak * 1.05)
-    f = Frame(xs[0] - 0.5 if xs else 0.0, xs[-1] + 0.5 if xs else 1.0, top)
-    body = f.axes(x_label, y_label, integer_x=True)
+    pad = 0.5 if integer_x or n < 2 else (xs[-1] - xs[0]) / (n - 1) / 2
+    f = Frame(xs[0] - pad if xs else 0.0, xs[-1] + pad if xs else 1.0, top)
+    body = f.axes(x_label, y_label, integer_x=integer_x)
     bw = max(1.0, (f.w - ML - MR) / max(1, n) * 0.8)
     for i, x in enumerate(xs):
         if totals[i] > top:

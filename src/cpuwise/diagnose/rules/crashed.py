@@ -19,7 +19,7 @@ def crashed(rec: Recording, m: Metrics) -> list[Finding]:
     last = next((ln.strip() for ln in reversed(str(exc).splitlines()) if ln.strip()), "")
     evidence = [
         describe_exit(rec.exit_code),
-        f"ran {rec.duration_s:.1f} s, {len(rec.steps)} step(s) recorded",
+        f"ran {rec.duration_s:.1f} s, {sum(lane.n for lane in m.lanes)} step(s) recorded",
     ]
     if last:
         evidence.append(f"exception: {last}")

@@ -64,19 +64,34 @@ def loader_settings(loader: Any) -> dict[str, Any]:
 
 
 def _patch_iter(base: Any) -> None:
-    orig_init, orig_next = base.__init__, base.__next__
+    """Time each `__next__` of every DataLoader iterator as data-wait. Each iterator (and each epoch of a
+    persistent one, `_reset`) is its own stream, and its first step's data-wait starts when the iterator
+    was made: the workers' start-up (fork, the Dataset's first use) counts as waiting for data."""
+    orig_init, orig_next, orig_reset = base.__init__, base.__next__, base._reset
 
     @functools.wraps(orig_init)
     def __init__(self: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
+        self._cpuwise_t_init = time.perf_counter()
         orig_init(self, loader, *args, **kwargs)
         self._cpuwise_stream = next(_streams)
         if channel.ACTIVE:
             channel.emit("dataloader", loader_settings(loader))
             report_pools("main")
 
+    @functools.wraps(orig_reset)
+    def _reset(self: Any, loader: Any, first_iter: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if not first_iter:  # a persistent iterator starts another epoch
+            self._cpuwise_stream = next(_streams)
+            self._cpuwise_t_init = time.perf_counter()
+        return orig_reset(self, loader, first_iter, *args, **kwargs)
+
     @functools.wraps(orig_next)
     def __next__(self: Any) -> Any:
         t0 = time.perf_counter()
+        t_init = getattr(self, "_cpuwise_t_init", None)
+        if t_init is not None:
+            self._cpuwise_t_init = None
+            t0 = t_init
         try:
             out = orig_next(self)
         except StopIteration:
@@ -89,6 +104,7 @@ def _patch_iter(base: Any) -> None:
 
     base.__init__ = __init__
     base.__next__ = __next__
+    base._reset = _reset
 
 
 def _patch_worker_loop(worker_mod: Any) -> None:
