@@ -49,7 +49,7 @@ def test_records_round_trip_into_job_state(chan: Path) -> None:
     assert lane.n == 1 and lane.sync_s == 0.0  # the sync before the first delivery belongs to no step
     assert st.last_progress == pytest.approx(2.1)
     assert st.job_info["dataloaders"] == [{"num_workers": 2, "batch_size": 8, "pin_memory": False,
-                                           "persistent_workers": False, "prefetch_factor": 2}]
+                                           "persistent_workers": False, "prefetch_factor": 2, "pid": pid}]
     assert st.job_info["thread_pools"][str(pid)]["torch_intra"] == 2 and st.roles[pid] == "main"
     assert st.pipeline_stats == {"p": {"pipeline": "p", "epoch": 1}}
     assert "ValueError" in st.job_info["python_exception"]

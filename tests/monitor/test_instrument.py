@@ -88,8 +88,10 @@ def test_dataloader_steps_settings_and_worker_pools_with_spawned_workers(tmp_pat
     assert out.stdout.strip() == "10"
     (lane,), _ = st.steps.lanes()
     assert lane.n == 10 and lane.epoch_starts == 1  # the StopIteration call closes the last step
-    assert st.job_info["dataloaders"] == [{"num_workers": 1, "batch_size": 4, "pin_memory": False,
-                                           "persistent_workers": False, "prefetch_factor": 2}]
+    (loader,) = st.job_info["dataloaders"]
+    keys = ("num_workers", "batch_size", "pin_memory", "persistent_workers", "prefetch_factor")
+    assert {k: loader[k] for k in keys} == {"num_workers": 1, "batch_size": 4, "pin_memory": False,
+                                            "persistent_workers": False, "prefetch_factor": 2}
     pools = st.job_info["thread_pools"].values()
     workers = [p for p in pools if p["role"] == "worker"]
     assert len(workers) == 1 and all(p["torch_intra"] == 3 for p in workers)  # after the user's init

@@ -76,6 +76,9 @@ class JobState:
         self.job_info.setdefault("thread_pools", {})
         self.job_info.setdefault("dataloaders", [])
         self.job_info.setdefault("python_exception", None)
+        self.job_info.setdefault("exceptions", {})  # pid (str) -> the traceback that ended it
+        self.job_info.setdefault("exited", [])  # pids whose interpreter exited normally
+        self.job_info.setdefault("ranks", {})  # pid (str) -> rank facts (rank, world_size, launcher, ...)
 
     def ingest(self, events: list[dict[str, Any]]) -> None:
         """Fold channel records into the job's facts; records of unknown kinds are ignored."""
@@ -92,6 +95,15 @@ class JobState:
                     self.faulthandler_pids.add(pid)
             elif kind == "role":
                 self.roles[pid] = str(p.get("role", "child"))
+            elif kind == "rank":
+                facts = self.job_info["ranks"].setdefault(str(pid), {})
+                facts.update({str(k): v for k, v in p.items()})
+                self.roles[pid] = "rank"
+            elif kind == "bye":
+                if pid not in self.job_info["exited"]:
+                    self.job_info["exited"].append(pid)
+            elif kind == "framework":
+                self.job_info["framework"] = {str(k): v for k, v in p.items()}
             elif kind == "thread_pools":
                 self.job_info["thread_pools"][str(pid)] = p
                 if p.get("role"):
@@ -100,9 +112,11 @@ class JobState:
                 key = (pid, p.get("id"))
                 if key not in self._dataloader_ids:
                     self._dataloader_ids.add(key)
-                    self.job_info["dataloaders"].append({k: v for k, v in p.items() if k != "id"})
+                    settings = {k: v for k, v in p.items() if k != "id"}
+                    self.job_info["dataloaders"].append({**settings, "pid": pid})
             elif kind == "exception":
                 self.job_info["python_exception"] = p.get("text")
+                self.job_info["exceptions"][str(pid)] = p.get("text")
             elif kind == "pipeline_stats":
                 self.pipeline_stats[str(p.get("pipeline", f"pid{pid}"))] = p
             elif kind == "job_info":
