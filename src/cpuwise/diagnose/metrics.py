@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cpuwise._schema import GpuStatus, ProcessSample, Recording, StepLane, StepRecord
 from cpuwise._steps import summarise
@@ -45,6 +46,24 @@ class StepStats:
 
 
 @dataclass
+class RankView:
+    """One rank of a distributed job: its steps, its data workers, its GPU, and how it ended."""
+
+    rank: int
+    pid: int
+    node: str
+    launcher: str
+    lane: StepLane | None
+    steps: StepStats | None
+    cpu_cores: float  # the rank process's own mean cores (its main thread and pools)
+    workers_configured: int | None  # num_workers of its DataLoader(s)
+    workers_seen: int  # its worker processes alive at once (most)
+    worker_cpu_each: float | None
+    gpu: int | None  # the GPU index it uses (NVML process list, else LOCAL_RANK)
+    ending: str  # "exited", "crashed: <last line>", "ended without a Python exit (a signal?)", "running"
+
+
+@dataclass
 class Metrics:
     """Everything the rules compare against thresholds, and the samples the renderers plot."""
 
@@ -70,6 +89,13 @@ class Metrics:
     gpu_mem_fraction: float | None
     # The recording these were measured on, after `sanitize` (its samples are what the reports plot).
     sanitized: Recording = field(repr=False, compare=False)
+    others_cores: float = 0.0  # cores busy with processes outside the job (the machine minus the job)
+    worker_sleep_share: float = 0.0  # share of data-worker samples sleeping (state S): waiting, not computing
+    ranks: list[RankView] = field(default_factory=list)
+    # Data-wait of the epochs' first steps beyond the first epoch, in loaders that start fresh workers
+    # every epoch (num_workers > 0, persistent_workers=False): its share of all step time, and how many.
+    restart_wait_share: float = 0.0
+    restarts: int = 0
     mem_series: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # worker pid -> bytes
 
 
@@ -198,11 +224,38 @@ def sanitize(rec: Recording) -> Recording:
     return replace(rec, system=system, processes=procs)
 
 
+def final_roles(rec: Recording) -> dict[int, str]:
+    """Each process's role as last sampled (a rank or a worker says what it is only once it starts)."""
+    out: dict[int, str] = {}
+    for p in sorted(rec.processes, key=lambda p: p.t):
+        out[p.pid] = p.role
+    return out
+
+
+def ranks_of(rec: Recording) -> dict[int, dict[str, object]]:
+    """pid -> the rank facts the job reported (rank, world_size, local_rank, launcher, ...)."""
+    out = {}
+    for pid, facts in job_dict(rec, "ranks").items():
+        if isinstance(facts, dict) and isinstance(facts.get("rank"), int | str):
+            try:
+                out[int(pid)] = {**facts, "rank": int(facts["rank"])}
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
 def measure(rec: Recording) -> Metrics:
     """Derive the metrics the rules use from a recording (after `sanitize`)."""
     rec = sanitize(rec)
+    roles_now = final_roles(rec)
+    rec = replace(rec, processes=[p if p.role == roles_now[p.pid] else replace(p, role=roles_now[p.pid])
+                                  for p in rec.processes])
     cores = usable_cores(rec)
     lanes = lanes_of(rec)
+    rank_of = {pid: int(f["rank"]) for pid, f in ranks_of(rec).items()}  # type: ignore[call-overload]
+    if rank_of:
+        lanes = [lane if lane.rank is not None or lane.pid not in rank_of
+                 else replace(lane, rank=rank_of[lane.pid]) for lane in lanes]
     t0, t1 = _window(rec, lanes)
     system = [s for s in rec.system if t0 <= s.t <= t1] or rec.system
     procs = [p for p in rec.processes if t0 <= p.t <= t1] or rec.processes
@@ -234,13 +287,12 @@ def measure(rec: Recording) -> Metrics:
         for p in lst:
             alive[p.t] += 1
     worker_vals = [p.cpu_percent / 100.0 for lst in workers.values() for p in lst[1:]]
-    configured = [
-        int(d.get("num_workers", 0))
-        for d in rec.job_info.get("dataloaders", []) or []
-        if isinstance(d, dict) and isinstance(d.get("num_workers"), int)
-    ]
+    configured = configured_workers(rec)
     sleep_pool = [p for lst in workers.values() for p in lst] or procs
     disk_sleep = sum(p.status == "disk-sleep" for p in sleep_pool) / len(sleep_pool) if sleep_pool else 0.0
+    worker_samples = [p for lst in workers.values() for p in lst]
+    sleeping = (sum(p.status == "sleeping" for p in worker_samples) / len(worker_samples)
+                if worker_samples else 0.0)
 
     read_rate = sum(
         _rate([(p.t, float(p.read_bytes)) for p in lst if p.read_bytes is not None])
@@ -273,7 +325,7 @@ def measure(rec: Recording) -> Metrics:
         system_busy_cores=sys_busy,
         cpu_busy_fraction=busy,
         workers_seen=max(alive.values(), default=0),
-        workers_configured=max(configured) if configured else None,
+        workers_configured=sum(configured.values()) if configured else None,
         worker_cpu_each=_mean(worker_vals),
         iowait_percent=_mean([float(v) for v in iowait]),
         disk_sleep_share=disk_sleep,
@@ -284,5 +336,98 @@ def measure(rec: Recording) -> Metrics:
         gpu_sm_activity=_mean([g.sm_activity_percent for g in gpus if g.sm_activity_percent is not None]),
         gpu_mem_fraction=max(mem_frac) if mem_frac else None,
         mem_series=mem_series,
+        others_cores=max(0.0, (sys_busy or 0.0) - job_cpu) if sys_busy is not None else 0.0,
+        worker_sleep_share=sleeping,
+        ranks=_rank_views(rec, lanes, by_pid, configured),
         sanitized=rec,
+        **_restarts(rec, lanes),
     )
+
+
+def whole(value: object) -> int | None:
+    """A job-reported whole number, or None for anything else (job reports may be malformed)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def job_list(rec: Recording, key: str) -> list[Any]:
+    """A job-reported list of job_info (empty when missing or malformed)."""
+    value = rec.job_info.get(key)
+    return value if isinstance(value, list) else []
+
+
+def job_dict(rec: Recording, key: str) -> dict[str, Any]:
+    """A job-reported mapping of job_info (empty when missing or malformed)."""
+    value = rec.job_info.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _restarts(rec: Recording, lanes: list[StepLane]) -> dict[str, Any]:
+    """The wait for fresh workers at each epoch after the first (see Metrics.restart_wait_share)."""
+    fresh = {d.get("pid") for d in job_list(rec, "dataloaders") if isinstance(d, dict)
+             and (whole(d.get("num_workers")) or 0) > 0 and not d.get("persistent_workers")}
+    total = sum(lane.total_s for lane in lanes)
+    wait, n = 0.0, 0
+    for lane in lanes:
+        if lane.pid not in fresh or lane.epoch_starts < 2:
+            continue
+        first = _warmup_steps(rec, lane, 1)
+        first_wait = first[0].data_wait_s if first and first[0].epoch_start else 0.0
+        wait += max(0.0, lane.epoch_start_wait_s - first_wait)
+        n += lane.epoch_starts - 1
+    return {"restart_wait_share": wait / total if total > 0 else 0.0, "restarts": n}
+
+
+def configured_workers(rec: Recording) -> dict[int | None, int]:
+    """pid of the process that built DataLoaders -> the most workers one of them has (job-reported)."""
+    out: dict[int | None, int] = {}
+    for d in job_list(rec, "dataloaders"):
+        n = whole(d.get("num_workers")) if isinstance(d, dict) else None
+        if n is not None:
+            pid = whole(d.get("pid"))
+            out[pid] = max(out.get(pid, 0), n)
+    return out
+
+
+def _ending(rec: Recording, pid: int, last_seen: float | None) -> str:
+    """How one process of the job ended, from what it reported and when it was last seen."""
+    exc = job_dict(rec, "exceptions").get(str(pid))
+    if exc:
+        last = next((ln.strip() for ln in reversed(str(exc).splitlines()) if ln.strip()), "an exception")
+        return f"crashed: {last}"
+    if pid in job_list(rec, "exited"):
+        return "exited"
+    if last_seen is not None and last_seen < rec.duration_s - max(1.0, 3 * rec.interval_s):
+        return "ended without a Python exit (a signal?)"
+    return "running at the end"
+
+
+def _rank_views(rec: Recording, lanes: list[StepLane], by_pid: dict[int, list[ProcessSample]],
+                configured: dict[int | None, int]) -> list[RankView]:
+    facts = ranks_of(rec)
+    if not facts:
+        return []
+    everyone = _per_pid(rec.processes)
+    gpu_of = {int(pid): g.index for g in rec.gpus for pid in g.process_mem_bytes if pid.isdigit()}
+    views = []
+    for pid, f in sorted(facts.items(), key=lambda kv: kv[1]["rank"]):  # type: ignore[arg-type, return-value]
+        lane = next((lane for lane in lanes if lane.pid == pid), None)
+        kids = {k: lst for k, lst in by_pid.items() if lst[0].role == "worker" and lst[0].ppid == pid}
+        alive: dict[float, int] = defaultdict(int)
+        for lst in kids.values():
+            for p in lst:
+                alive[p.t] += 1
+        vals = [p.cpu_percent / 100.0 for lst in kids.values() for p in lst[1:]]
+        own = [p.cpu_percent / 100.0 for p in by_pid.get(pid, [])[1:]]
+        local = f.get("local_rank")
+        gpu = gpu_of.get(pid)
+        if gpu is None and rec.gpus and isinstance(local, int | str) and str(local).isdigit():
+            gpu = int(local)
+        seen = everyone.get(pid)
+        views.append(RankView(
+            rank=int(f["rank"]), pid=pid, node=str(f.get("node", "")),  # type: ignore[call-overload]
+            launcher=str(f.get("launcher") or ""), lane=lane,
+            steps=lane_stats(rec, [lane]) if lane is not None else None,
+            cpu_cores=sum(own) / len(own) if own else 0.0,
+            workers_configured=configured.get(pid), workers_seen=max(alive.values(), default=0),
+            worker_cpu_each=_mean(vals), gpu=gpu, ending=_ending(rec, pid, seen[-1].t if seen else None)))
+    return views

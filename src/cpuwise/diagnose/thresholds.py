@@ -56,6 +56,15 @@ DISK_SLEEP_SHARE = 0.25
 # cpuwise choice: 50 MB/s sustained reads by the job is more than a local JPEG pipeline on a few cores
 # decodes (~300 img/s/core x ~100 KB), so reads at this rate point at storage/network as the limit.
 READ_RATE_HIGH = 50e6  # bytes per second
+# cpuwise choice: data workers that use under 35 % of a core each and sleep (state S) in at least half of
+# their samples while the loop waits for data are waiting on something other than the CPU: a remote read
+# (object store, NFS, HTTP: none of it shows as iowait or disk sleep), a lock, a rate limit. A CPU-bound
+# worker is runnable (R) even when other processes take its core.
+IO_WORKER_CPU = 0.35
+IO_SLEEP_SHARE = 0.50
+# cpuwise choice: a bound on the workers suggested for waiting reads (each is a process with its own
+# memory; past a few dozen, threads or asynchronous reads are the better fix).
+IO_MAX_WORKERS = 64
 
 # --- Thread oversubscription -----------------------------------------------------------------------
 # cpuwise choice: a run queue at twice the usable cores means every core has a thread waiting behind the

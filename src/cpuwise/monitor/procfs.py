@@ -2,8 +2,9 @@
 through /proc.
 
 Cheap by design (the doctor must cost the job <= 1 %): one process is three small file reads, the
-tree is re-walked only every few ticks, and USS (which needs /proc/PID/smaps_rollup) only every
-`uss_every` ticks. `process_backend(pid)` picks the fastest sampler that works here.
+tree is re-walked only every few ticks, and private memory (/proc/PID/smaps_rollup, which costs far
+more) is read for at most one process per tick within a CPU budget (`uss.UssBudget`).
+`process_backend(pid)` picks the fastest sampler that works here.
 """
 
 from __future__ import annotations
@@ -68,16 +69,19 @@ class ProcfsProcessBackend:
         if self._tick % self.refresh_every == 0:
             self._pids = self.tree.pids() or [self.root_pid]
         self._tick += 1
-        uss_pid = self.uss.pick(self._pids)
-        out: list[ProcessSample] = []
-        live: list[int] = []
+        raws: list[proctree.RawProc] = []
         for pid in self._pids:
             raw = proctree.read_process(pid, self.proc)
             if raw is None:
                 self._prev_cpu.pop(pid, None)
                 self.uss.forget(pid)
-                continue
-            live.append(pid)
+            else:
+                raws.append(raw)
+        faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
+        uss_pid = self.uss.pick(list(faults), faults)
+        out: list[ProcessSample] = []
+        for raw in raws:
+            pid = raw.pid
             if pid == self.root_pid:
                 self._root_name = raw.name
             prev = self._prev_cpu.get(pid)
@@ -96,9 +100,10 @@ class ProcfsProcessBackend:
                              helper=self._is_helper(pid)),
                 cpu_percent=round(max(0.0, pct), 2), num_threads=raw.num_threads,
                 ctx_voluntary=raw.ctx_voluntary, ctx_involuntary=raw.ctx_involuntary,
-                rss_bytes=raw.rss_bytes, uss_bytes=self.uss.read(pid) if pid == uss_pid else None,
+                rss_bytes=raw.rss_bytes,
+                uss_bytes=self.uss.read(pid, raw.minflt) if pid == uss_pid else None,
                 read_bytes=raw.read_bytes, status=raw.state, cpu_core=raw.core))
-        self._pids = live
+        self._pids = [r.pid for r in raws]
         return out
 
 
