@@ -114,3 +114,22 @@ MEM_USED_HIGH = 0.90
 # GNU libgomp is not fork-safe (GCC bug 52303; pytorch/pytorch#17199), its worker threads do not exist
 # in the child, which then waits forever on a barrier/futex.
 OPENMP_STACK_MARKERS = ("gomp", "libgomp", "omp_", "kmp_", "libiomp", "openmp", "blas_thread")
+
+# --- Competing processes -----------------------------------------------------------------------------
+# cpuwise choice: the job competes for CPU when the machine is saturated (CPU_SATURATED) while processes
+# outside the job use at least OTHERS_SHARE of the usable cores, and the job itself wants CPU (at least
+# half a core: a job that sleeps on reads loses nothing to a neighbour).
+CONTENTION_JOB_CPU = 0.5
+
+# --- Worker start-up every epoch ------------------------------------------------------------------
+# cpuwise choice: fresh workers at each epoch (persistent_workers=False) are worth a finding when their
+# start-up wait is at least TF Profiler's moderate input-bound band (5 % of step time) over at least 2
+# restarts; at 20 % it is the main cost (high).
+STARTUP_MIN_RESTARTS = 2
+
+# --- Stragglers ----------------------------------------------------------------------------------------
+# cpuwise choice: ranks step together (every step ends in a collective), so a rank that waits for data a
+# high share of its step (TF Profiler's 20 %) more than the fastest rank makes the others wait for it.
+# Ranks whose step counts differ by more than 10 % are not in lock-step (the comparison does not hold).
+STRAGGLER_WAIT_GAP = 0.20
+STRAGGLER_STEP_SPREAD = 0.10

@@ -62,6 +62,10 @@ CASES: dict[str, Case] = {
     "memory_growth": Case("memory_growth"),
     "sync_stalls": Case("sync_stalls"),
     "gpu_underused": Case("gpu_underused"),
+    "cpu_contention": Case("contention"),
+    "worker_startup": Case("worker_startup"),
+    # two ranks both input-bound alike: no straggler, the input-bound finding covers it
+    "straggler": Case("straggler", quiet="ddp"),
     "healthy": Case("compute", quiet="input_bound"),
     "insufficient_data": Case("input_bound", {"steps": 4}),
 }
