@@ -58,7 +58,8 @@ HIST_BINS = 32 * HIST_BINS_PER_OCTAVE
 
 _fd: int | None = None
 _fd_pid: int | None = None
-_sync_s: float = 0.0  # host-device sync time since the last note_next, in this process
+_sync_s: float = 0.0  # host-blocked time (device syncs, collectives) since the last note_next
+_coll_s: float = 0.0  # the part of _sync_s spent in collectives (waiting for other ranks)
 _atexit_registered = False
 # Step summaries not yet written, in the process `_agg_pid` (a forked child starts afresh).
 _agg_pid: int | None = None
@@ -128,20 +129,21 @@ def flush() -> None:
         return
     if _since is None:
         return
-    groups = [[src, bucket, *acc[:9], sorted(acc[9].items())] for (src, bucket), acc in _acc.items()]
+    groups = [[src, bucket, *acc[:9], sorted(acc[9].items()), acc[10]] for (src, bucket), acc in _acc.items()]
     record = {"k": "steps", "b": _last_b, "g": groups, "raw": _raw, "pid": _agg_pid}
     _acc, _raw, _since = {}, [], None
     _write_text(json.dumps(record, separators=(",", ":")) + "\n")
 
 
-def _add(source: str, a: float, wait: float, compute: float, sync: float, first: bool) -> None:
+def _add(source: str, a: float, wait: float, compute: float, sync: float, first: bool, coll: float) -> None:
     """Add one step to its bucket's summary: [n, wait, compute, sync, max, firsts, first-wait, start of the
-    first, end of the last, {histogram bin: count}]."""
+    first, end of the last, {histogram bin: count}, collectives (part of sync)]."""
     total = wait + compute + sync
     key = (source, int(a / BUCKET_S))
     acc = _acc.get(key)
     if acc is None:
-        acc = _acc[key] = [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, a, a, {}]
+        acc = _acc[key] = [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, a, a, {}, 0.0]
+    acc[10] += coll
     acc[0] += 1
     acc[1] += wait
     acc[2] += compute
@@ -176,20 +178,20 @@ def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", st
         stream: an id of the iterator, so steps pair only deliveries of the same iterator.
         end: the call ended the iteration (StopIteration): it closes the last step, opens none.
     """
-    global _sync_s, _last_b, _since
+    global _sync_s, _coll_s, _last_b, _since
     if PATH is None:
         return
     pid = os.getpid()
     if _agg_pid != pid:
         _restart(pid)
-    sync, _sync_s = _sync_s, 0.0
+    sync, coll, _sync_s, _coll_s = _sync_s, _coll_s, 0.0, 0.0
     key = (source, stream)
     prev = _open.pop(key, None)
     if prev is not None:
         a, b, first = prev
         gap = t_enter - b if t_enter > b else 0.0
         sync = gap if sync > gap else (sync if sync > 0.0 else 0.0)
-        _add(source, a, b - a if b > a else 0.0, gap - sync, sync, first)
+        _add(source, a, b - a if b > a else 0.0, gap - sync, sync, first, coll if coll < sync else sync)
     if not end:
         _open[key] = (t_enter, t_exit, prev is None)
         if len(_open) > MAX_OPEN_STREAMS:
@@ -226,10 +228,13 @@ def timed(iterable: Iterable[T], *, source: str = "cpuwise.data", stream: int | 
         yield item
 
 
-def add_sync(seconds: float) -> None:
-    """Add host-blocked-on-device time; it is reported with the next `note_next`."""
-    global _sync_s
+def add_sync(seconds: float, *, collective: bool = False) -> None:
+    """Add host-blocked time (on the device, or in a collective waiting for the other ranks when
+    `collective`); it is reported with the next `note_next`, as sync."""
+    global _sync_s, _coll_s
     _sync_s += seconds
+    if collective:
+        _coll_s += seconds
 
 
 def emit(kind: str, payload: dict[str, Any]) -> None:
@@ -242,9 +247,10 @@ def emit(kind: str, payload: dict[str, Any]) -> None:
 def set_path(path: str | None) -> None:
     """Point this process's channel at `path` (None switches it off): `cpuwise.watch` standalone
     collects its own records this way, and tests use it."""
-    global PATH, ACTIVE, _fd, _fd_pid, _sync_s
+    global PATH, ACTIVE, _fd, _fd_pid, _sync_s, _coll_s
     flush()
     _restart(os.getpid())
+    _coll_s = 0.0
     if _fd is not None and _fd_pid == os.getpid():
         try:
             os.close(_fd)

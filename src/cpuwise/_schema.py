@@ -272,6 +272,7 @@ class StepLane:
     data_wait_s: float = 0.0  # sums over every step
     compute_s: float = 0.0
     sync_s: float = 0.0
+    collective_s: float = 0.0  # the part of sync_s spent in collectives (waiting for the other ranks)
     epoch_starts: int = 0  # steps that began an iterator (an epoch)
     epoch_start_wait_s: float = 0.0  # their data-wait (the loader's start-up included)
     first_t: float = 0.0  # start of the first step

@@ -69,7 +69,7 @@ class LaneBuilder:
     def __init__(self, pid: int, source: str, t0: float, *, seed: int = 0) -> None:
         self.pid, self.source, self.t0 = pid, source, t0
         self.n = self.epoch_starts = 0
-        self.wait = self.compute = self.sync = self.epoch_start_wait = self.max = 0.0
+        self.wait = self.compute = self.sync = self.epoch_start_wait = self.max = self.collective = 0.0
         self.first_a: float | None = None
         self.last_end: float | None = None
         self.shift = 0  # intervals are BUCKET_S * 2**shift long
@@ -83,7 +83,7 @@ class LaneBuilder:
     def add(self, record: dict[str, Any]) -> None:
         """Fold one "steps" record (its groups and raw steps of this builder's source)."""
         for g in record.get("g") or []:
-            if isinstance(g, list) and len(g) == 12 and g[0] == self.source:
+            if isinstance(g, list) and len(g) == 13 and g[0] == self.source:
                 self.add_group(*g[1:])
         for r in record.get("raw") or []:
             if isinstance(r, list) and len(r) == 7 and r[0] == self.source:
@@ -91,9 +91,10 @@ class LaneBuilder:
 
     def add_group(self, bucket: int, n: int, wait: float, compute: float, sync: float, top: float,
                   firsts: int, first_wait: float, first_a: float, last_end: float,
-                  hist: Iterable[tuple[int, int]]) -> None:
+                  hist: Iterable[tuple[int, int]], collective: float = 0.0) -> None:
         """Add the summary of `n` steps that started in BUCKET_S window `bucket` (perf_counter clock)."""
         self.n += int(n)
+        self.collective += collective
         self.wait += wait
         self.compute += compute
         self.sync += sync
@@ -155,7 +156,8 @@ class LaneBuilder:
             for key, iv in sorted(self.intervals.items())
         ]
         return StepLane(pid=self.pid, source=self.source, n=self.n, data_wait_s=self.wait,
-                        compute_s=self.compute, sync_s=self.sync, epoch_starts=self.epoch_starts,
+                        compute_s=self.compute, sync_s=self.sync, collective_s=self.collective,
+                        epoch_starts=self.epoch_starts,
                         epoch_start_wait_s=self.epoch_start_wait,
                         first_t=round((self.first_a or self.t0) - self.t0, 6),
                         end_t=round((self.last_end or self.t0) - self.t0, 6), max_s=self.max,

@@ -32,7 +32,9 @@ def load(name: str) -> Recording:
         # 1 worker, slow numpy "augmentations", while other jobs took 1.0 of the 2 cores: the job competes
         # for the CPU (and is input-bound under it, see below).
         ("input_bound", "cpu_contention"),
-        ("compute_bound", "healthy"),  # torch matmuls in the loop, no DataLoader
+        # torch matmuls in the loop, no DataLoader, on a machine where neighbours took 1.6 of the 2 cores:
+        # the job (runnable all the time) got 0.4 cores. Contention, and nothing input-bound.
+        ("compute_bound", "cpu_contention"),
         ("oversubscribed", "oversubscribed"),  # 4 workers x 8 torch threads on 2 cores
         ("hang", "hung"),  # cpuwise.watch() steps, then a deadlock; --hang-timeout 3, py-spy stacks
         ("crash", "crashed"),  # ValueError at step 3

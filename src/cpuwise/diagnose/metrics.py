@@ -28,6 +28,7 @@ class StepStats:
     mean_wait_s: float
     mean_compute_s: float
     mean_sync_s: float
+    mean_collective_s: float = 0.0  # the part of sync spent in collectives (waiting for the other ranks)
 
     def share(self, part_s: float) -> float:
         return part_s / self.mean_total_s if self.mean_total_s > 0 else 0.0
@@ -43,6 +44,11 @@ class StepStats:
     @property
     def sync_share(self) -> float:
         return self.share(self.mean_sync_s)
+
+    @property
+    def device_sync_share(self) -> float:
+        """Sync on the device (.item(), .cpu(), synchronize), without the collectives."""
+        return self.share(max(0.0, self.mean_sync_s - self.mean_collective_s))
 
 
 @dataclass
@@ -91,6 +97,8 @@ class Metrics:
     sanitized: Recording = field(repr=False, compare=False)
     others_cores: float = 0.0  # cores busy with processes outside the job (the machine minus the job)
     worker_sleep_share: float = 0.0  # share of data-worker samples sleeping (state S): waiting, not computing
+    job_runnable_share: float = 0.0  # share of the job's samples (trainers, workers) running or runnable (R)
+    trainer_sleep_share: float = 0.0  # share of the training processes' samples asleep (state S)
     ranks: list[RankView] = field(default_factory=list)
     # Data-wait of the epochs' first steps beyond the first epoch, in loaders that start fresh workers
     # every epoch (num_workers > 0, persistent_workers=False): its share of all step time, and how many.
@@ -129,7 +137,7 @@ def lane_stats(rec: Recording, lanes: list[StepLane], warmup: int | None = None)
     warmup = th.WARMUP_STEPS if warmup is None else warmup
     n_total = sum(lane.n for lane in lanes)
     skip_each = warmup if n_total - warmup * len(lanes) >= th.MIN_STEPS else 0
-    n = wait = comp = sync = 0.0
+    n = wait = comp = sync = coll = 0.0
     skipped = 0
     for lane in lanes:
         head = _warmup_steps(rec, lane, skip_each) if skip_each else []
@@ -138,10 +146,12 @@ def lane_stats(rec: Recording, lanes: list[StepLane], warmup: int | None = None)
         wait += lane.data_wait_s - sum(s.data_wait_s for s in head)
         comp += lane.compute_s - sum(s.compute_s for s in head)
         sync += lane.sync_s - sum(s.sync_s for s in head)
+        coll += lane.collective_s
     if n <= 0:
         return None
     wait, comp, sync = max(0.0, wait) / n, max(0.0, comp) / n, max(0.0, sync) / n
-    return StepStats(int(n), n_total, skipped, wait + comp + sync, wait, comp, sync)
+    return StepStats(int(n), n_total, skipped, wait + comp + sync, wait, comp, sync,
+                     min(sync, max(0.0, coll) / n))
 
 
 def step_stats(steps: list[StepRecord], warmup: int | None = None) -> StepStats | None:
@@ -338,10 +348,23 @@ def measure(rec: Recording) -> Metrics:
         mem_series=mem_series,
         others_cores=max(0.0, (sys_busy or 0.0) - job_cpu) if sys_busy is not None else 0.0,
         worker_sleep_share=sleeping,
+        job_runnable_share=_runnable(procs),
+        trainer_sleep_share=_asleep([p for p in procs if p.role == ("rank" if ranks_of(rec) else "main")]),
         ranks=_rank_views(rec, lanes, by_pid, configured),
         sanitized=rec,
         **_restarts(rec, lanes),
     )
+
+
+def _runnable(procs: list[ProcessSample]) -> float:
+    """Share of the samples of the job's working processes (main, ranks, workers) in state R: on a CPU
+    or waiting in the run queue for one (a starved process is R, one waiting on reads is S)."""
+    working = [p for p in procs if p.role in ("main", "rank", "worker")]
+    return sum(p.status == "running" for p in working) / len(working) if working else 0.0
+
+
+def _asleep(samples: list[ProcessSample]) -> float:
+    return sum(p.status == "sleeping" for p in samples) / len(samples) if samples else 0.0
 
 
 def whole(value: object) -> int | None:

@@ -118,8 +118,10 @@ OPENMP_STACK_MARKERS = ("gomp", "libgomp", "omp_", "kmp_", "libiomp", "openmp", 
 # --- Competing processes -----------------------------------------------------------------------------
 # cpuwise choice: the job competes for CPU when the machine is saturated (CPU_SATURATED) while processes
 # outside the job use at least OTHERS_SHARE of the usable cores, and the job itself wants CPU (at least
-# half a core: a job that sleeps on reads loses nothing to a neighbour).
+# half a core, or its processes are runnable in at least half of their samples: a starved job gets little
+# CPU but stays runnable; a job that sleeps on reads loses nothing to a neighbour).
 CONTENTION_JOB_CPU = 0.5
+CONTENTION_RUNNABLE = 0.5
 
 # --- Worker start-up every epoch ------------------------------------------------------------------
 # cpuwise choice: fresh workers at each epoch (persistent_workers=False) are worth a finding when their

@@ -160,6 +160,10 @@ class Recorder:
         with self._lock:
             st = self.state
             rec.system, rec.processes, rec.gpus = self.system, self.processes, self.gpus
+            for p in rec.processes:  # what a process is (a rank, a worker) is known once it says so
+                role = st.roles.get(p.pid)
+                if role is not None and p.role != role and p.role != "main":
+                    p.role = role
             rec.interval_s = self.interval
             rec.step_lanes, rec.steps = st.steps.lanes()
             info = dict(st.job_info)

@@ -1,7 +1,8 @@
 """One self-contained HTML report: findings first, then plots over time (inline SVG, no scripts).
 
 Every string that comes from the recording goes through html.escape. Plots carry ids
-(plot-cpu-cores, plot-process-cpu, plot-gpu, plot-memory, plot-steps) so tests can find them.
+(plot-cpu-cores, plot-process-cpu, plot-gpu, plot-memory, plot-steps, plot-timeline) so tests can find
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
 
-ROLE_COLORS = {"main": "#2e86ab", "worker": "#e4572e", "child": "#8e6c8a"}
+ROLE_COLORS = {"main": "#2e86ab", "rank": "#1b4f72", "worker": "#e4572e", "child": "#8e6c8a"}
+WORKER_BUSY_COLOR = "#16a085"  # a data worker on the CPU, in the timeline
 STEP_COLORS = {"data-wait": "#e4572e", "compute": "#2e86ab", "sync": "#f3a712"}
 GIB = 2**30
 
@@ -152,6 +154,80 @@ def plot_steps(m: Metrics) -> str:
                             layers, x_label="time (s)", y_label="ms per step", integer_x=False)
 
 
+MAX_TIMELINE_STEPS = 600  # per lane: beyond it the timeline shows the last contiguous steps kept
+
+
+def timeline_window(rec: Recording, m: Metrics) -> tuple[float, float] | None:
+    """The span the timeline shows: the whole run when every step was kept and they are few, else the
+    last stretch where every lane has its steps whole (the recording keeps each lane's last steps)."""
+    by_lane: dict[int | None, list[float]] = defaultdict(list)
+    ends = []
+    for s in sorted(rec.steps, key=lambda s: (s.pid or 0, s.index)):
+        by_lane[s.pid].append(s.t_start)
+        ends.append(s.t_start + s.total_s)
+    if not ends:
+        return None
+    kept_all = sum(len(v) for v in by_lane.values()) >= sum(lane.n for lane in m.lanes)
+    if kept_all and max(len(v) for v in by_lane.values()) <= MAX_TIMELINE_STEPS:
+        return (min(min(v) for v in by_lane.values()), max(ends))
+    starts = []
+    for pid, times in by_lane.items():
+        idx = sorted(s.index for s in rec.steps if s.pid == pid)
+        run = 1
+        while run < len(idx) and run < MAX_TIMELINE_STEPS and idx[-run - 1] == idx[-run] - 1:
+            run += 1
+        starts.append(times[-run])
+    return (max(starts), max(ends))
+
+
+def plot_timeline(rec: Recording, m: Metrics) -> str:
+    """Gantt: a lane per training process (each rank) with its steps coloured by phase, and a lane per
+    data worker, busy (on the CPU) or idle."""
+    window = timeline_window(rec, m)
+    if window is None:
+        return _note("No step timeline: no step records.")
+    t0, t1 = window
+    rank_of = {r.pid: r.rank for r in m.ranks}
+    lanes: list[tuple[str, list[svg.Segment]]] = []
+    for pid in sorted({s.pid for s in rec.steps}, key=lambda p: (rank_of.get(p, -1) if p else -1, p or 0)):
+        segs: list[svg.Segment] = []
+        for s in rec.steps:
+            if s.pid != pid or s.t_start + s.total_s < t0 or s.t_start > t1:
+                continue
+            a = s.t_start
+            for part, dur in (("data-wait", s.data_wait_s), ("compute", s.compute_s), ("sync", s.sync_s)):
+                if dur > 0:
+                    segs.append((a, a + dur, STEP_COLORS[part], 1.0))
+                a += dur
+        alone = "training loop" if len(m.lanes) <= 1 else f"pid {pid}"
+        name = f"rank {rank_of[pid]}" if pid in rank_of else alone
+        lanes.append((name, segs))
+    workers: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    parents: dict[int, int] = {}
+    for p in sorted(rec.processes, key=lambda p: p.t):
+        if p.role == "worker":
+            workers[p.pid].append((p.t, p.cpu_percent))
+            parents[p.pid] = p.ppid
+    for pid, samples in sorted(workers.items(), key=lambda kv: (rank_of.get(parents[kv[0]], -1), kv[0])):
+        segs = []
+        for (ta, _), (tb, cpu) in zip(samples, samples[1:], strict=False):
+            if tb >= t0 and ta <= t1:
+                segs.append((ta, tb, WORKER_BUSY_COLOR, max(0.08, min(1.0, cpu / 100.0))))
+        owner = f" (rank {rank_of[parents[pid]]})" if parents.get(pid) in rank_of else ""
+        lanes.append((f"worker {pid}{owner}", segs))
+    legend = [("data-wait", STEP_COLORS["data-wait"]), ("compute", STEP_COLORS["compute"]),
+              ("sync", STEP_COLORS["sync"]), ("worker busy (darker = more CPU)", WORKER_BUSY_COLOR)]
+    return svg.gantt("plot-timeline", "Timeline: steps per rank, data workers busy / idle", lanes,
+                     x_range=(t0, t1), legend_items=legend)
+
+
+def _ranks_table(m: Metrics) -> str:
+    if not m.ranks:
+        return ""
+    caption = f'<p class="caption">{escape(sm.ranks_caption(m))}</p>'
+    return _table(sm.RANK_HEADER, sm.rank_rows(m), "num") + caption
+
+
 def _finding_html(i: int, f: Finding) -> str:
     ev = "".join(f"<li>{escape(e)}</li>" for e in f.evidence)
     code = f"<pre><code>{escape(f.fix_code)}</code></pre>" if f.fix_code else ""
@@ -255,6 +331,12 @@ def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = Non
             _steps_table(m) + plot_steps(m),
             "Each bar is one interval of the run: the mean step's time blocked waiting for data, computing, "
             "and waiting on the device.",
+        ),
+        _section(
+            "Timeline",
+            plot_timeline(rec, m) + _ranks_table(m),
+            "One lane per training process (each rank) with its steps coloured by phase, and one per data "
+            "worker, darker when busy on the CPU. A long run shows its last stretch of whole steps.",
         ),
         _section("CPU per core", plot_cpu_cores(rec), "Whole machine, every core (darker = busier)."),
         _section(

@@ -25,7 +25,8 @@ def cpu_contention(rec: Recording, m: Metrics) -> list[Finding]:
     if m.system_busy_cores is None or m.n_system < th.MIN_SYSTEM_SAMPLES:
         return []
     saturated = m.system_busy_cores >= th.CPU_SATURATED * cores
-    if not saturated or m.others_cores < th.OTHERS_SHARE * cores or m.job_cpu_cores < th.CONTENTION_JOB_CPU:
+    wants = m.job_cpu_cores >= th.CONTENTION_JOB_CPU or m.job_runnable_share >= th.CONTENTION_RUNNABLE
+    if not saturated or m.others_cores < th.OTHERS_SHARE * cores or not wants:
         return []
     share = m.others_cores / cores
     evidence = [
@@ -35,6 +36,8 @@ def cpu_contention(rec: Recording, m: Metrics) -> list[Finding]:
     ]
     if m.steps is not None:
         evidence.append(step_line(m))
+    evidence.append(f"the job's processes were runnable (on a CPU or queued for one) in "
+                    f"{pct(m.job_runnable_share)} of their samples")
     if m.runqueue_mean is not None:
         evidence.append(f"run queue {m.runqueue_mean:.1f} runnable threads on {cores} cores")
     return [

@@ -172,12 +172,12 @@ def producers_idle(c: InputCase) -> str | None:
                     f"{pct(m.worker_sleep_share)} of the samples")
         return None
     if c.workers == 0 and m.steps is not None:
-        # The trainer computes for (1 - share) of the time; loading for `share` would add as much again.
-        ceiling = (1.0 - c.share) * max(1.0, trainer_cpu(m)) + th.IO_WORKER_CPU * c.share
+        # Loading in the training process itself: waiting on reads it sleeps (S) through its data-wait;
+        # loading on the CPU (or starved of it by other processes) it stays runnable (R).
         busy = trainer_cpu(m)
-        if busy < min(ceiling, 1.0 - th.IO_WORKER_CPU * c.share) and busy < 1.0 - 0.5 * c.share:
-            return (f"the training process loads the data itself and uses only {busy:.2f} cores while it "
-                    f"waits {pct(c.share)} of each step")
+        if m.trainer_sleep_share >= th.IO_SLEEP_SHARE * c.share and busy < 1.0 - 0.5 * c.share:
+            return (f"the training process loads the data itself, uses only {busy:.2f} cores and is asleep "
+                    f"{pct(m.trainer_sleep_share)} of the samples while it waits {pct(c.share)} of each step")
     return None
 
 

@@ -196,7 +196,7 @@ def _timed_collective(orig: Callable[..., Any], compiling: Callable[[], bool]) -
         try:
             return orig(*args, **kwargs)
         finally:
-            channel.add_sync(time.perf_counter() - t0)
+            channel.add_sync(time.perf_counter() - t0, collective=True)
 
     return wrapper
 
