@@ -185,6 +185,7 @@ class ProcessSample:
     read_bytes: int | None  # cumulative
     status: str  # psutil status: running, sleeping, disk-sleep, zombie, ...
     cpu_core: int | None = None  # last core it ran on
+    node: str = ""  # the host it ran on, in a recording merged from several nodes
 
 
 @dataclass
@@ -199,6 +200,7 @@ class SystemSample:
     mem_used_bytes: int
     mem_total_bytes: int
     swap_used_bytes: int
+    node: str = ""  # the host, in a recording merged from several nodes
 
 
 @dataclass
@@ -215,6 +217,7 @@ class GpuSample:
     sm_activity_percent: float | None = None  # GPM SM activity where supported (Hopper)
     sm_occupancy_percent: float | None = None  # GPM SM occupancy (warps active / max), Hopper
     process_mem_bytes: dict[str, int] = field(default_factory=dict)  # pid (as str) -> bytes
+    node: str = ""  # the host, in a recording merged from several nodes
 
 
 @dataclass

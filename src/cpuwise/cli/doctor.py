@@ -42,6 +42,25 @@ def prepare_out(out: Path) -> Path:
     return out
 
 
+def load_merged(folders: list[Path]) -> Recording:
+    """One recording of several nodes' --out folders (or recording.json files); RecordingError when they
+    are not of one run and one cpuwise version."""
+    # lazy: see diagnose_and_report
+    from cpuwise.monitor.merge import merge
+
+    recs, names = [], []
+    for folder in folders:
+        path = folder / "recording.json" if folder.is_dir() else folder
+        rec = Recording.load(path)
+        recs.append(rec)
+        names.append(str(rec.host.get("node") or folder.name))
+    if len(set(names)) < len(names):  # nodes of one name (containers): the folders tell them apart
+        names = [(f.name if f.is_dir() else f.parent.name) or str(i) for i, f in enumerate(folders)]
+    if len(set(names)) < len(names):
+        names = [f"node{i}" for i in range(len(folders))]
+    return merge(recs, names)
+
+
 def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
     """Diagnose `rec`, write the reports to `out` and print the summary (or JSON)."""
     # lazy: the CLI imports every subcommand; this one's libraries load when it runs
@@ -87,10 +106,15 @@ def register(app: typer.Typer) -> None:
         from_: Annotated[Path | None, typer.Option(
             "--from", help="Re-diagnose a saved recording.json / report.json instead of running anything.")
         ] = None,
+        merge: bool = typer.Option(False, "--merge", help="Merge the reports of one distributed run's nodes: "
+                                   "the arguments are their --out folders (give --out before them)."),
     ) -> None:
         """Run COMMAND and say where its CPU and GPU time goes, with the fix.
 
         Example: cpuwise doctor --out report -- python train.py --epochs 1
+
+        Several nodes: run `cpuwise doctor --out shared/$(hostname) -- torchrun ...` on each, then
+        `cpuwise doctor --out merged --merge shared/node-a shared/node-b`.
         """
         # lazy: see diagnose_and_report (loaded when the command runs)
         from cpuwise.monitor.recorder import check_interval
@@ -103,6 +127,14 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             _err(f"cpuwise doctor: {exc}")
             raise typer.Exit(2) from exc
+        if merge:
+            try:
+                rec = load_merged([Path(d) for d in command or []])
+            except RecordingError as exc:
+                _err(f"cpuwise doctor --merge: {exc}")
+                raise typer.Exit(2) from exc
+            diagnose_and_report(rec, out, as_json=as_json)
+            return
         if from_ is not None:
             try:
                 rec = Recording.load(from_)

@@ -10,12 +10,14 @@ then SIGKILL. Every process of the group is waited for or killed: no zombies, no
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import math
 import os
 import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -246,7 +248,9 @@ def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], reco
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # The doctor's own cost: its whole process (the CLI) and its peak memory (kernel's high-water mark).
     rec.doctor.update(cpu_s=round(usage.ru_utime + usage.ru_stime - cpu0, 3),
-                      peak_rss_bytes=int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024))
+                      peak_rss_bytes=int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024),
+                      t0_unix=round(time.time() - (time.perf_counter() - t0), 6), cpuwise_version=version())
+    rec.host["node"] = socket.gethostname()
     rec.job_info["python_command"] = is_python_command(cmd)
     if rec.job_info["python_command"] and not rec.job_info.get("instrumented"):
         rec.notes.append("the Python job never loaded cpuwise's instrumentation (an interpreter that "
@@ -261,6 +265,14 @@ def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], reco
         rec.notes.append(f"no step progress for {hang_timeout:g} s while the job's CPU was idle: the "
                          f"doctor dumped the stacks of {len(stacks)} process(es) and ended the job")
     return rec
+
+
+def version() -> str:
+    """This cpuwise's version (recordings of several nodes are merged only when it is the same)."""
+    try:
+        return importlib.metadata.version("cpuwise")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _hung(recorder: Recorder, hang_timeout: float) -> bool:

@@ -13,6 +13,7 @@ from html import escape
 from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics, measure
+from cpuwise.diagnose.nodes import node_view, nodes_of
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
@@ -32,7 +33,7 @@ def _section(title: str, body: str, caption: str = "") -> str:
     return f'<section class="card"><h2>{escape(title)}</h2>{cap}{body}</section>'
 
 
-def plot_cpu_cores(rec: Recording) -> str:
+def plot_cpu_cores(rec: Recording, suffix: str = "") -> str:
     """Heatmap: every core of the machine over time."""
     if not rec.system:
         return _note("No system samples were recorded.")
@@ -45,10 +46,10 @@ def plot_cpu_cores(rec: Recording) -> str:
         )
         for c in range(n)
     ]
-    return svg.heatmap("plot-cpu-cores", "CPU busy per core", xs, rows, x_label="time (s)")
+    return svg.heatmap("plot-cpu-cores" + suffix, "CPU busy per core", xs, rows, x_label="time (s)")
 
 
-def plot_process_cpu(rec: Recording, m: Metrics) -> str:
+def plot_process_cpu(rec: Recording, m: Metrics, suffix: str = "") -> str:
     """The job's cores over time, stacked by role, against the usable cores."""
     if not rec.processes:
         return _note("No process samples were recorded.")
@@ -59,7 +60,7 @@ def plot_process_cpu(rec: Recording, m: Metrics) -> str:
     roles = sorted({p.role for p in rec.processes}, key=lambda r: sm.ROLE_ORDER.get(r, 9))
     layers = [(r, ROLE_COLORS.get(r, "#7f8c8d"), [per_t[t][r] for t in xs]) for r in roles]
     return svg.stacked_area(
-        "plot-process-cpu",
+        "plot-process-cpu" + suffix,
         "CPU of the job's processes, stacked by role",
         xs,
         layers,
@@ -102,7 +103,7 @@ def plot_gpu(rec: Recording) -> str:
     )
 
 
-def plot_memory(rec: Recording) -> str:
+def plot_memory(rec: Recording, suffix: str = "") -> str:
     """RSS by role, the machine's used memory and (when any) swap over time."""
     if not rec.processes and not rec.system:
         return _note("No memory samples were recorded.")
@@ -121,7 +122,7 @@ def plot_memory(rec: Recording) -> str:
         series.append(
             svg.Series("swap used", "#c0392b", [(s.t, s.swap_used_bytes / GIB) for s in rec.system])
         )
-    return svg.line_chart("plot-memory", "Memory", series, x_label="time (s)", y_label="GiB")
+    return svg.line_chart("plot-memory" + suffix, "Memory", series, x_label="time (s)", y_label="GiB")
 
 
 def step_intervals(m: Metrics) -> list[tuple[float, int, float, float, float]]:
@@ -338,15 +339,22 @@ def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = Non
             "One lane per training process (each rank) with its steps coloured by phase, and one per data "
             "worker, darker when busy on the CPU. A long run shows its last stretch of whole steps.",
         ),
-        _section("CPU per core", plot_cpu_cores(rec), "Whole machine, every core (darker = busier)."),
-        _section(
-            "CPU per process",
-            plot_process_cpu(rec, m) + _process_table(rec),
-            "The job's process tree; 1.0 = one full core.",
-        ),
-        _section("GPU", plot_gpu(rec), f"SM metric: {rec.gpu.sm_metric}" if rec.gpu.sm_metric else ""),
-        _section("Memory", plot_memory(rec), "RSS counts shared pages in every process that maps them."),
     ]
+    # A recording merged from several nodes shows each machine on its own.
+    views = [(f" on {n}", f"-{i}", node_view(rec, n)) for i, n in enumerate(nodes_of(rec))] or [("", "", rec)]
+    for where, suffix, view in views:
+        vm = m if view is rec else measure(view)
+        parts += [
+            _section(f"CPU per core{where}", plot_cpu_cores(view, suffix),
+                     "Whole machine, every core (darker = busier)."),
+            _section(f"CPU per process{where}", plot_process_cpu(view, vm, suffix) + _process_table(view),
+                     "The job's process tree; 1.0 = one full core."),
+        ]
+    sm_metric = f"SM metric: {rec.gpu.sm_metric}" if rec.gpu.sm_metric else ""
+    parts.append(_section("GPU", plot_gpu(rec), sm_metric))
+    for where, suffix, view in views:
+        parts.append(_section(f"Memory{where}", plot_memory(view, suffix),
+                              "RSS counts shared pages in every process that maps them."))
     if rec.pipeline_stats:
         parts.append(_section("cpuwise.data pipeline", _pipelines(rec)))
     if rec.stacks:

@@ -181,14 +181,18 @@ def _steps(job: FakeJob, rng: random.Random, start: float, pid: int = 1000, wait
 
 
 def _rank_steps(job: FakeJob, rng: random.Random, start: float) -> list[StepRecord]:
-    """Every rank's steps: a slow rank waits for data; the others spend that time in the all-reduce
-    inside backward (measured as compute)."""
+    """Every rank's steps, in lock-step (each ends in a collective): the slowest rank (`slow_rank`, else
+    every rank alike) waits `wait_s` for data; the others spend that time in the all-reduce inside
+    backward (measured as compute)."""
+    lead = _steps(job, rng, start, pid=1100 + (job.slow_rank or 0))
     out: list[StepRecord] = []
     for r in range(job.ranks):
-        slow = job.slow_rank is None or r == job.slow_rank
-        wait = job.wait_s if slow else 0.002
-        compute = job.compute_s if slow else job.compute_s + job.wait_s - 0.002
-        out += _steps(job, rng, start, pid=1100 + r, wait_s=wait, compute_s=compute)
+        if job.slow_rank is None or r == job.slow_rank:
+            out += [replace(s, pid=1100 + r) for s in lead]
+            continue
+        for s in lead:
+            wait = min(s.data_wait_s, 0.002 * rng.uniform(0.8, 1.2))
+            out.append(replace(s, pid=1100 + r, data_wait_s=wait, compute_s=s.total_s - s.sync_s - wait))
     return out
 
 
