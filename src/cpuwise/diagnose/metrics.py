@@ -323,7 +323,8 @@ def measure(rec: Recording) -> Metrics:
     mem_series = {}
     for pid, lst in _per_pid([p for p in rec.processes if p.role == "worker"]).items():
         uss = [(p.t, p.uss_bytes) for p in lst if p.uss_bytes is not None]
-        mem_series[pid] = uss if len(uss) >= 3 else [(p.t, p.rss_bytes) for p in lst]
+        spans = len(uss) >= 2 and uss[-1][0] - uss[0][0] >= th.MEM_GROWTH_MIN_DURATION_S
+        mem_series[pid] = uss if spans else [(p.t, p.rss_bytes) for p in lst]
     return Metrics(
         usable_cores=cores,
         window=(t0, t1),

@@ -115,7 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "compute_s": 0.3,
         "main_cpu": 1.0,
         "worker_cpu": 0.2,
-        "worker_uss_growth": 3 * MIB,
+        "worker_uss_growth": 6 * MIB,
     },
     "swap": {"wait_s": 0.001, "compute_s": 0.1, "main_cpu": 1.5, "worker_cpu": 0.2, "swap_growth": 900 * MIB},
     "hung": {"end_reason": END_HUNG, "exit_code": -9, "hang_after_s": 3.0},

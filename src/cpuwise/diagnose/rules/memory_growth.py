@@ -25,12 +25,13 @@ def memory_growth(rec: Recording, m: Metrics) -> list[Finding]:
     """Data workers whose memory keeps growing: copy-on-read of the Dataset's Python objects."""
     growing = []
     for pid, series in m.mem_series.items():
-        if len(series) < 3 or series[-1][0] - series[0][0] < th.MEM_GROWTH_MIN_DURATION_S:
+        if len(series) < 2 or series[-1][0] - series[0][0] < th.MEM_GROWTH_MIN_DURATION_S:
             continue
         per_min = _slope(series) * 60.0
         first, last = series[0][1], series[-1][1]
         rel = (last - first) / first if first > 0 else 0.0
-        if per_min >= th.MEM_GROWTH_BYTES_PER_MIN and rel >= th.MEM_GROWTH_RELATIVE:
+        if (per_min >= th.MEM_GROWTH_BYTES_PER_MIN and rel >= th.MEM_GROWTH_RELATIVE
+                and last - first >= th.MEM_GROWTH_MIN_BYTES):
             growing.append((pid, per_min, first, last))
     if not growing:
         return []
