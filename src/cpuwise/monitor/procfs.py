@@ -77,13 +77,19 @@ class ProcfsProcessBackend:
                 self.uss.forget(pid)
             else:
                 raws.append(raw)
+        for raw in raws:
+            if raw.pid == self.root_pid:
+                self._root_name = raw.name
+        role = {r.pid: role_of(r.pid, r.ppid, r.name, roles, self.root_pid, self._root_name,
+                               helper=self._is_helper(r.pid)) for r in raws}
         faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
-        uss_pid = self.uss.pick(list(faults), faults)
+        # Private memory matters where copy-on-read happens: the data workers. Others are read only when
+        # the job has no workers.
+        workers = {pid: n for pid, n in faults.items() if role[pid] == "worker"}
+        uss_pid = self.uss.pick(list(workers or faults), workers or faults)
         out: list[ProcessSample] = []
         for raw in raws:
             pid = raw.pid
-            if pid == self.root_pid:
-                self._root_name = raw.name
             prev = self._prev_cpu.get(pid)
             if prev is None:
                 try:
@@ -96,8 +102,7 @@ class ProcfsProcessBackend:
             self._prev_cpu[pid] = (t, raw.cpu_s)
             out.append(ProcessSample(
                 t=t, pid=pid, ppid=raw.ppid, name=raw.name,
-                role=role_of(pid, raw.ppid, raw.name, roles, self.root_pid, self._root_name,
-                             helper=self._is_helper(pid)),
+                role=role[pid],
                 cpu_percent=round(max(0.0, pct), 2), num_threads=raw.num_threads,
                 ctx_voluntary=raw.ctx_voluntary, ctx_involuntary=raw.ctx_involuntary,
                 rss_bytes=raw.rss_bytes,
