@@ -92,6 +92,8 @@ def test_scenario(sc: Scenario, in_tmp: Path) -> None:
     if mine is not None:  # absent only when cpu_contention replaced it (accepted above)
         for fragment in sc.fix_contains:
             assert fragment in mine.fix_code, f"{fragment!r} not in the fix of {mine.id}:\n{mine.fix_code}"
+        for fragment in sc.says:
+            assert fragment in mine.summary, f"{fragment!r} not in {mine.id}'s summary: {mine.summary}"
     if sc.ranks is not None:
         m = measure(rec)
         assert sorted(r.rank for r in m.ranks) == list(range(sc.ranks)), m.ranks
