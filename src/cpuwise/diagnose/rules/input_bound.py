@@ -2,8 +2,9 @@
 
 One rule, four findings, tried in this order (cause before symptom): the producers of the data are
 idle while the loop waits, i.e. they wait on reads (`io_bound`: remote/network latency shows no
-iowait, local disks do); the CPU is saturated (`input_bound_cpu_saturated`); free cores but too few
-workers (`too_few_workers`); else the wait is elsewhere (`input_bound`). The share is the steady-state
+iowait, local disks do); steps so short that the loader's per-batch overhead is the wait
+(`input_bound`); the CPU is saturated (`input_bound_cpu_saturated`); free cores but too few workers
+(`too_few_workers`); else the wait is elsewhere (`input_bound`). The share is the steady-state
 data-wait: the wait for fresh workers at each new epoch is the `worker_startup` finding's. Without
 step records, an idle GPU next to a saturated CPU still points at the input pipeline. Fixes are
 written in the idiom of the job's framework (`cpuwise.diagnose.idioms`).
@@ -262,24 +263,36 @@ def _too_few_workers(c: InputCase) -> Finding | None:
     )
 
 
-def _elsewhere(c: InputCase) -> Finding:
+def _tiny_steps(c: InputCase) -> Finding | None:
+    """Steps under TINY_STEP_S with workers that are not busy preparing samples: the loader's fixed cost
+    per batch (pickling through a queue, collate) is the wait, whatever the CPU does (it is busy with
+    that very overhead)."""
     s = c.m.steps
+    if s is None or s.mean_total_s >= th.TINY_STEP_S:
+        return None
+    if c.workers > 0 and (c.m.worker_cpu_each or 0.0) >= th.WORKER_BUSY:
+        return None  # busy workers: preparing the samples is the cost, however short the steps
     c.confidence *= 0.9
-    if s is not None and s.mean_total_s < th.TINY_STEP_S:
-        return c.finding(
-            id="input_bound",
-            title="Input-bound",
-            summary=f"{c.head}; the CPU is not saturated and the workers are not busy: steps this short are "
-            "dominated by the loader's per-batch overhead.",
-            extra=[
-                f"steps take only {1e3 * s.mean_total_s:.1f} ms: a DataLoader's fixed cost per batch "
-                "(pickling through a queue, collate, worker start-up each epoch) is of the same order"
-            ],
-            fix="Give each step more work (a larger batch), keep workers alive across epochs "
-            "(persistent_workers=True), or index in-memory tensors directly without worker processes."
-            + c.slow_txt,
-            fix_code=fixes.TINY_STEPS,
-        )
+    return c.finding(
+        id="input_bound",
+        title="Input-bound: tiny steps",
+        summary=f"{c.head}, and steps this short are dominated by the loader's per-batch overhead, not "
+        "by preparing the samples.",
+        extra=[
+            f"steps take only {1e3 * s.mean_total_s:.1f} ms: a DataLoader's fixed cost per batch "
+            "(pickling through a queue, collate, worker start-up each epoch) is of the same order"
+        ],
+        fix="Give each step more work (a larger batch), keep workers alive across epochs "
+        "(persistent_workers=True), or index in-memory tensors directly without worker processes."
+        + c.slow_txt,
+        fix_code=fixes.TINY_STEPS,
+    )
+
+
+
+
+def _elsewhere(c: InputCase) -> Finding:
+    c.confidence *= 0.9
     if c.workers > 0 and main_busy_while_waiting(c):
         pin = any(isinstance(d, dict) and d.get("pin_memory") for d in c.rec.job_info.get("dataloaders", []))
         where = "its pin_memory thread (pin_memory=True)" if pin else "a collate_fn or transform run there"
@@ -314,7 +327,7 @@ def input_bound(rec: Recording, m: Metrics) -> list[Finding]:
     c = input_case(rec, m)
     if c is None:
         return _input_bound_without_steps(rec, m) if data_wait(rec, m) is None else []
-    for sub in (_io_bound, _cpu_saturated, _too_few_workers):
+    for sub in (_io_bound, _tiny_steps, _cpu_saturated, _too_few_workers):
         found = sub(c)
         if found is not None:
             return [found]
