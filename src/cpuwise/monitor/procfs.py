@@ -1,9 +1,11 @@
 """Real samplers: the job's process tree (plain /proc reads; psutil_tree.py elsewhere), the machine
 through /proc.
 
-Cheap by design (the doctor must cost the job <= 1 %): one process is three small file reads, the
-tree is re-walked only every few ticks, and private memory (/proc/PID/smaps_rollup, which costs far
-more) is read for at most one process per tick within a CPU budget (`uss.UssBudget`).
+Cheap by design (the doctor's budget: 1 % of one core per 10 sampled processes, see recorder.py): one
+process is one small file read per tick (/proc/PID/stat); its cumulative counters (status: context
+switches, io: bytes read) and the tree are re-read only every `refresh_every` ticks (rates need only
+their end points); private memory (/proc/PID/smaps_rollup, which costs far more) is read for at most
+one process per tick, within what the regular reads leave of the budget (`uss.UssBudget`).
 `process_backend(pid)` picks the fastest sampler that works here.
 """
 
@@ -44,11 +46,13 @@ class ProcfsProcessBackend:
         self.tree = tree if tree is not None else JobTree(root_pid, proc=proc)
         self.refresh_every = max(1, refresh_every)
         self.uss = uss or UssBudget()
+        self._auto_budget = uss is None  # a budget given by the caller is kept as it is
         self._pids: list[int] = [root_pid]
         self._prev_cpu: dict[int, tuple[float, float]] = {}
         self._tick = 0
         self._root_name: str | None = None
         self._helpers: dict[int, bool] = {}
+        self._counters: dict[int, tuple[int, int, int | None]] = {}  # pid -> last (ctx vol, invol, read)
 
     def _is_helper(self, pid: int) -> bool:
         """Whether `pid` is a multiprocessing helper (forkserver, resource tracker); read once per pid."""
@@ -65,18 +69,35 @@ class ProcfsProcessBackend:
     def pids(self) -> list[int]:
         return list(self._pids)
 
+    def private_budget(self, fraction: float) -> None:
+        """Let private-memory reads use `fraction` of one core from now on (the recorder gives them what
+        its regular ticks leave of its budget); a budget the caller gave is kept."""
+        if self._auto_budget:
+            self.uss.fraction = fraction
+
+    @property
+    def private_cpu_s(self) -> float:
+        """CPU spent on private-memory reads so far."""
+        return self.uss.cpu_s
+
     def sample(self, t: float, roles: dict[int, str]) -> list[ProcessSample]:
-        if self._tick % self.refresh_every == 0:
+        full = self._tick % self.refresh_every == 0
+        if full:
             self._pids = self.tree.pids() or [self.root_pid]
         self._tick += 1
         raws: list[proctree.RawProc] = []
         for pid in self._pids:
-            raw = proctree.read_process(pid, self.proc)
+            raw = proctree.read_process(pid, self.proc, counters=full or pid not in self._counters)
             if raw is None:
                 self._prev_cpu.pop(pid, None)
+                self._counters.pop(pid, None)
                 self.uss.forget(pid)
+                continue
+            if full or pid not in self._counters:
+                self._counters[pid] = (raw.ctx_voluntary, raw.ctx_involuntary, raw.read_bytes)
             else:
-                raws.append(raw)
+                raw.ctx_voluntary, raw.ctx_involuntary, raw.read_bytes = self._counters[pid]
+            raws.append(raw)
         for raw in raws:
             if raw.pid == self.root_pid:
                 self._root_name = raw.name

@@ -40,12 +40,17 @@ def read_file(path: str) -> bytes:
         return f.read()
 
 
-def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
-    """One process's counters, or None if it is gone (or became unreadable) meanwhile."""
+def read_process(pid: int, proc: str = "/proc", *, counters: bool = True) -> RawProc | None:
+    """One process's counters, or None if it is gone (or became unreadable) meanwhile.
+
+    Args:
+        counters: also read the cumulative counters of /proc/PID/status and /proc/PID/io (context
+            switches, bytes read); without, those fields are 0 / None and only `stat` is read.
+    """
     base = f"{proc}/{pid}"
     try:
         stat = read_file(base + "/stat")
-        status = read_file(base + "/status")
+        status = read_file(base + "/status") if counters else b""
     except OSError:
         return None
     head, _, rest = stat.rpartition(b")")
@@ -67,6 +72,8 @@ def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
                       read_bytes=None, minflt=int(f[7]))
     except (IndexError, ValueError):
         return None
+    if not counters:
+        return raw
     try:
         for line in read_file(base + "/io").splitlines():
             if line.startswith(b"read_bytes:"):

@@ -26,6 +26,17 @@ from cpuwise.monitor.events import ChannelReader, JobState
 # than the rules need (3).
 MIN_INTERVAL_S = 0.01
 MAX_INTERVAL_S = 60.0
+# The doctor's CPU budget (issue 9): under 1 % of one core per 10 sampled processes. The recorder aims at
+# 0.85 % (its pace reacts to costs after they happened, so it keeps that margin). Regular ticks come
+# first, up to REGULAR_SHARE of it (past that the recorder samples less often than `interval`); private-
+# memory reads get what the ticks leave.
+SAMPLER_BUDGET_PER_10 = 0.0085
+REGULAR_SHARE = 0.7
+
+
+def sampler_budget(processes: int) -> float:
+    """The fraction of one core the doctor may use to sample `processes` processes."""
+    return SAMPLER_BUDGET_PER_10 * max(1.0, processes / 10.0)
 
 
 def check_interval(interval: float, name: str = "interval") -> float:
@@ -60,6 +71,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._errors: set[str] = set()
         self.sampler_cpu_s = 0.0  # CPU time of the sampling thread so far (its own cost)
+        self._tick_cost: float | None = None  # CPU of one regular tick (smoothed), for the pace
+        self._private_seen = 0.0
 
     def now(self) -> float:
         """Seconds since the recording started."""
@@ -128,13 +141,30 @@ class Recorder:
         lp = self.state.last_progress
         return None if lp is None else lp - self.t0
 
+    def _pace(self, tick_cpu_s: float) -> float:
+        """Seconds to the next tick: `interval`, longer when a tick costs more than the budget allows;
+        gives private-memory reads what the ticks leave of the budget."""
+        private = getattr(self.processes_backend, "private_cpu_s", 0.0)
+        regular = max(0.0, tick_cpu_s - (private - self._private_seen))
+        self._private_seen = private
+        self._tick_cost = regular if self._tick_cost is None else 0.8 * self._tick_cost + 0.2 * regular
+        budget = sampler_budget(len(self.processes_backend.pids()))
+        step = max(self.interval, self._tick_cost / (REGULAR_SHARE * budget))
+        set_private = getattr(self.processes_backend, "private_budget", None)
+        if set_private is not None:
+            set_private(max(0.0, budget - self._tick_cost / step))
+        return step
+
     def _run(self) -> None:
         next_t = time.perf_counter()
         c0 = time.thread_time()
+        last_cpu = c0
         while not self._stop.is_set():
             self.tick()
-            self.sampler_cpu_s = time.thread_time() - c0
-            next_t += self.interval
+            now_cpu = time.thread_time()
+            self.sampler_cpu_s = now_cpu - c0
+            next_t += self._pace(now_cpu - last_cpu)  # the tick and the wake-up before it
+            last_cpu = now_cpu
             delay = next_t - time.perf_counter()
             if delay < 0:  # fell behind (a slow tick): skip ahead rather than burst
                 next_t = time.perf_counter()
