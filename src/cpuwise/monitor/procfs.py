@@ -104,10 +104,10 @@ class ProcfsProcessBackend:
         role = {r.pid: role_of(r.pid, r.ppid, r.name, roles, self.root_pid, self._root_name,
                                helper=self._is_helper(r.pid)) for r in raws}
         faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
-        # Private memory matters where copy-on-read happens: the data workers. Others are read only when
-        # the job has no workers.
+        # Private memory matters where copy-on-read happens, the data workers (the rules read no other
+        # process's); so the budget goes to them alone, and is full when they start.
         workers = {pid: n for pid, n in faults.items() if role[pid] == "worker"}
-        uss_pid = self.uss.pick(list(workers or faults), workers or faults)
+        uss_pid = self.uss.pick(list(workers), workers)
         out: list[ProcessSample] = []
         for raw in raws:
             pid = raw.pid

@@ -7,8 +7,9 @@ process's page tables: ~20 us of kernel CPU per resident MB (~7 ms for a process
 ~13 ms at 550 MB). So each tick reads at most one process, and only while the measured CPU of these
 reads stays under `fraction` of one core (a token bucket with `credit_s` of burst).
 
-Which process: round-robin over the data workers (where copy-on-read happens; every process of the tree
-when there are none), weighted towards those whose memory may have changed: the one read longest ago,
+Which process: round-robin over the data workers (where copy-on-read happens, and the only processes
+whose private memory a rule reads), weighted towards those whose memory may have changed: the one read
+longest ago,
 with its wait multiplied by the minor page faults it took since its last reading (every copied page is
 a minor fault, so a worker copying pages jumps the queue). A process never read goes first.
 """
