@@ -74,7 +74,10 @@ def oversubscribed(rec: Recording, m: Metrics) -> list[Finding]:
         runtime.append(f"{m.involuntary_cs_per_core_s:.0f} involuntary context switches/s per core")
     if m.runqueue_mean is not None and m.runqueue_mean >= th.RUNQUEUE_RATIO * cores:
         runtime.append(f"run queue {m.runqueue_mean:.1f} runnable threads on {cores} cores")
-    saturating = m.job_cpu_cores >= th.OVERSUB_JOB_CPU * cores
+    # The job keeps the cores busy: by its own mean CPU, or (a short job, whose start-up and end dilute
+    # that mean) the machine is saturated while the job's processes are runnable most of the time.
+    saturating = m.job_cpu_cores >= th.OVERSUB_JOB_CPU * cores or (
+        m.cpu_busy_fraction >= th.CPU_SATURATED and m.job_runnable_share >= th.CONTENTION_RUNNABLE)
     contended = saturating and m.involuntary_cs_per_core_s >= th.INVOLUNTARY_CS_PER_CORE_S
     fix = (
         "Give each DataLoader worker one thread (torch.set_num_threads(1) and threadpool_limits(1) in "
