@@ -23,7 +23,8 @@ BACKENDS = ["procfs", "psutil"]
 def make(kind: str, pid: int) -> ProcfsProcessBackend | PsutilProcessBackend:
     """A sampler that re-walks the tree and reads USS on every tick (a generous USS budget)."""
     if kind == "procfs":
-        return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0))
+        return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0),
+                                    private_warmup_s=0.0)
     return PsutilProcessBackend(pid, refresh_every=1, uss_every=1)
 
 # The root spins and starts two children that block until killed; it prints their pids when they exist.

@@ -47,13 +47,13 @@ def worker(rank: int, world: int, seconds: float, slow_rank: int | None,
     while not done.item():
         for x, y in loader:
             steps += 1
-            if rank == crash_rank and steps == 30:
+            if rank == crash_rank and steps == 12:
                 raise RuntimeError(f"rank {rank}: corrupt record in shard {steps}")
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            done.fill_(float(time.perf_counter() > end))
+            done.fill_(float(time.perf_counter() > end and crash_rank is None))  # a crash comes first
             dist.all_reduce(done, op=dist.ReduceOp.MAX)  # every rank stops at the same step
             if done.item():
                 break

@@ -322,7 +322,8 @@ def measure(rec: Recording) -> Metrics:
     # carry it, so one series never mixes USS and RSS (which would fake growth or shrinkage).
     mem_series = {}
     for pid, lst in _per_pid([p for p in rec.processes if p.role == "worker"]).items():
-        uss = [(p.t, p.uss_bytes) for p in lst if p.uss_bytes is not None]
+        born = lst[0].t
+        uss = [(p.t, p.uss_bytes) for p in lst if p.uss_bytes is not None and p.t - born >= th.MEM_WARMUP_S]
         spans = len(uss) >= 2 and uss[-1][0] - uss[0][0] >= th.MEM_GROWTH_MIN_DURATION_S
         mem_series[pid] = uss if spans else [(p.t, p.rss_bytes) for p in lst]
     return Metrics(

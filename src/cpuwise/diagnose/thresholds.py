@@ -98,13 +98,15 @@ SYNC_SHARE_HIGH = 0.10
 
 # --- Memory ----------------------------------------------------------------------------------------
 # cpuwise choice: a worker whose private memory (USS; else RSS) grows by >= 20 MiB/min, by >= 25 % and by
-# >= 64 MiB over at least 5 s is copying pages it only reads (copy-on-read of Python objects after fork:
-# pytorch/pytorch#13246). Normal workers plateau after their first batches. Private memory is read only
-# every few seconds (it is expensive), so two readings that far apart are a series; RSS needs three.
+# >= 64 MiB over at least 4 s, after its first MEM_WARMUP_S, is copying pages it only reads (copy-on-read
+# of Python objects after fork: pytorch/pytorch#13246). Normal workers plateau after their first batches
+# (imports and the first prefetch are a step up in the first seconds, not growth). Private memory is read
+# only every few seconds (it is expensive), so two readings that far apart are a series; RSS needs three.
 MEM_GROWTH_BYTES_PER_MIN = 20 * 2**20
 MEM_GROWTH_RELATIVE = 0.25
 MEM_GROWTH_MIN_BYTES = 64 * 2**20
-MEM_GROWTH_MIN_DURATION_S = 5.0
+MEM_GROWTH_MIN_DURATION_S = 4.0
+MEM_WARMUP_S = 2.0
 # cpuwise choice: swap growing by >= 64 MiB during the job means the job pushes pages out (a slowdown
 # of orders of magnitude on every touch of them); a constant swap level left by others is not the job's.
 SWAP_GROWTH_BYTES = 64 * 2**20

@@ -24,6 +24,10 @@ from cpuwise.monitor.psutil_tree import PsutilProcessBackend
 from cpuwise.monitor.roles import is_mp_helper, role_of
 from cpuwise.monitor.uss import UssBudget
 
+# A worker's private memory grows while it imports and makes its first batches; growth after that is
+# what copy-on-read looks like. Its first reading waits this long (cpuwise choice: a few batches).
+PRIVATE_WARMUP_S = 2.0
+
 
 def process_backend(root_pid: int, tree: JobTree | None = None) -> ProcessBackend:
     """The /proc sampler where the kernel offers what it needs, else the psutil one.
@@ -41,7 +45,8 @@ class ProcfsProcessBackend:
     """Linux: samples the tree rooted at `root_pid` with plain reads of /proc/PID/{stat,status,io}."""
 
     def __init__(self, root_pid: int, *, refresh_every: int = 5, uss: UssBudget | None = None,
-                 proc: str = "/proc", tree: JobTree | None = None) -> None:
+                 proc: str = "/proc", tree: JobTree | None = None,
+                 private_warmup_s: float = PRIVATE_WARMUP_S) -> None:
         self.root_pid, self.proc = root_pid, proc
         self.tree = tree if tree is not None else JobTree(root_pid, proc=proc)
         self.refresh_every = max(1, refresh_every)
@@ -53,6 +58,8 @@ class ProcfsProcessBackend:
         self._root_name: str | None = None
         self._helpers: dict[int, bool] = {}
         self._counters: dict[int, tuple[int, int, int | None]] = {}  # pid -> last (ctx vol, invol, read)
+        self._first_seen: dict[int, float] = {}
+        self.private_warmup_s = private_warmup_s
 
     def _is_helper(self, pid: int) -> bool:
         """Whether `pid` is a multiprocessing helper (forkserver, resource tracker); read once per pid."""
@@ -91,6 +98,7 @@ class ProcfsProcessBackend:
             if raw is None:
                 self._prev_cpu.pop(pid, None)
                 self._counters.pop(pid, None)
+                self._first_seen.pop(pid, None)
                 self.uss.forget(pid)
                 continue
             if full or pid not in self._counters:
@@ -105,8 +113,12 @@ class ProcfsProcessBackend:
                                helper=self._is_helper(r.pid)) for r in raws}
         faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
         # Private memory matters where copy-on-read happens, the data workers (the rules read no other
-        # process's); so the budget goes to them alone, and is full when they start.
-        workers = {pid: n for pid, n in faults.items() if role[pid] == "worker"}
+        # process's); so the budget goes to them alone, once they are past their start-up (imports, first
+        # batches: a step, not growth), and is full by then.
+        for pid in faults:
+            self._first_seen.setdefault(pid, t)
+        workers = {pid: n for pid, n in faults.items()
+                   if role[pid] == "worker" and t - self._first_seen[pid] >= self.private_warmup_s}
         uss_pid = self.uss.pick(list(workers), workers)
         out: list[ProcessSample] = []
         for raw in raws:
