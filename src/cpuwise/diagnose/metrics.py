@@ -319,13 +319,18 @@ def measure(rec: Recording) -> Metrics:
         if g.mem_used_bytes is not None and g.mem_total_bytes
     ]
     # USS is sampled only now and then (it is expensive): use it for a pid only on the samples that
-    # carry it, so one series never mixes USS and RSS (which would fake growth or shrinkage).
+    # carry it, so one series never mixes USS and RSS (which would fake growth or shrinkage). Where the
+    # sampler read private memory at all, RSS is no fallback: a forked worker's RSS climbs as it touches
+    # the parent's pages (imports), which is not growth, and copy-on-read does not show in it. Each
+    # worker's first MEM_WARMUP_S are its start-up, not growth.
     mem_series = {}
-    for pid, lst in _per_pid([p for p in rec.processes if p.role == "worker"]).items():
+    workers_ = _per_pid([p for p in rec.processes if p.role == "worker"])
+    private = any(p.uss_bytes is not None for lst in workers_.values() for p in lst)
+    for pid, lst in workers_.items():
         born = lst[0].t
-        uss = [(p.t, p.uss_bytes) for p in lst if p.uss_bytes is not None and p.t - born >= th.MEM_WARMUP_S]
-        spans = len(uss) >= 2 and uss[-1][0] - uss[0][0] >= th.MEM_GROWTH_MIN_DURATION_S
-        mem_series[pid] = uss if spans else [(p.t, p.rss_bytes) for p in lst]
+        settled = [p for p in lst if p.t - born >= th.MEM_WARMUP_S]
+        mem_series[pid] = ([(p.t, p.uss_bytes) for p in settled if p.uss_bytes is not None] if private
+                           else [(p.t, p.rss_bytes) for p in settled])
     return Metrics(
         usable_cores=cores,
         window=(t0, t1),

@@ -25,7 +25,8 @@ def memory_growth(rec: Recording, m: Metrics) -> list[Finding]:
     """Data workers whose memory keeps growing: copy-on-read of the Dataset's Python objects."""
     growing = []
     for pid, series in m.mem_series.items():
-        if len(series) < 2 or series[-1][0] - series[0][0] < th.MEM_GROWTH_MIN_DURATION_S:
+        private = any(p.uss_bytes is not None for p in m.sanitized.processes if p.pid == pid)
+        if len(series) < (2 if private else 3) or series[-1][0] - series[0][0] < th.MEM_GROWTH_MIN_DURATION_S:
             continue
         per_min = _slope(series) * 60.0
         first, last = series[0][1], series[-1][1]
