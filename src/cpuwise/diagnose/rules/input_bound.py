@@ -264,13 +264,13 @@ def _too_few_workers(c: InputCase) -> Finding | None:
 
 
 def _tiny_steps(c: InputCase) -> Finding | None:
-    """Steps under TINY_STEP_S with workers that are not busy preparing samples: the loader's fixed cost
-    per batch (pickling through a queue, collate) is the wait, whatever the CPU does (it is busy with
-    that very overhead)."""
+    """Steps under TINY_STEP_S fed by worker processes that are not busy preparing samples: the loader's
+    fixed cost per batch (pickling through a queue) is the wait, whatever the CPU does (it is busy with
+    that very overhead). Without workers there is no hand-off: the loading itself is the wait."""
     s = c.m.steps
-    if s is None or s.mean_total_s >= th.TINY_STEP_S:
+    if s is None or s.mean_total_s >= th.TINY_STEP_S or c.workers == 0:
         return None
-    if c.workers > 0 and (c.m.worker_cpu_each or 0.0) >= th.WORKER_BUSY:
+    if (c.m.worker_cpu_each or 0.0) >= th.WORKER_BUSY:
         return None  # busy workers: preparing the samples is the cost, however short the steps
     c.confidence *= 0.9
     return c.finding(
