@@ -62,6 +62,10 @@ READ_RATE_HIGH = 50e6  # bytes per second
 # worker is runnable (R) even when other processes take its core.
 IO_WORKER_CPU = 0.35
 IO_SLEEP_SHARE = 0.50
+# cpuwise choice: ... and the loop must wait at least 10 ms per step: below that the wait is of the order
+# of the loader's own hand-off and of the consumer being scheduled (workers blocked on a full queue sleep
+# too), so idle workers prove nothing about slow reads.
+IO_MIN_WAIT_S = 0.010
 # cpuwise choice: a bound on the workers suggested for waiting reads (each is a process with its own
 # memory; past a few dozen, threads or asynchronous reads are the better fix).
 IO_MAX_WORKERS = 64

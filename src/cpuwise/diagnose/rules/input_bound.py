@@ -162,9 +162,11 @@ def producers_idle(c: InputCase) -> str | None:
 
     With workers: each uses little CPU and sleeps most samples while the training process does not
     hold the batches up. Without: the training process itself loads, and during its data-wait it is
-    mostly off the CPU. Steps under TINY_STEP_S are left to the per-batch overhead explanation."""
+    mostly off the CPU. Steps under TINY_STEP_S, or a wait under IO_MIN_WAIT_S, are left to the other
+    explanations."""
     m = c.m
-    if m.steps is not None and m.steps.mean_total_s < th.TINY_STEP_S:
+    s = m.steps
+    if s is not None and (s.mean_total_s < th.TINY_STEP_S or s.mean_wait_s < th.IO_MIN_WAIT_S):
         return None
     if c.workers > 0 and m.worker_cpu_each is not None:
         if (m.worker_cpu_each < th.IO_WORKER_CPU and m.worker_sleep_share >= th.IO_SLEEP_SHARE
