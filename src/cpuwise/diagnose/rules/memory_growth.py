@@ -20,7 +20,7 @@ def _slope(series: list[tuple[float, int]]) -> float:
     return sum((t - mt) * (v - mv) for t, v in series) / den if den > 0 else 0.0
 
 
-@rule(ids=("memory_growth",), rank=50)
+@rule(ids=("memory_growth",), rank=12)  # before speed: it ends in swap or the OOM killer
 def memory_growth(rec: Recording, m: Metrics) -> list[Finding]:
     """Data workers whose memory keeps growing: copy-on-read of the Dataset's Python objects."""
     growing = []
