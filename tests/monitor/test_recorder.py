@@ -55,10 +55,12 @@ def test_a_failing_sampler_is_noted_once_and_sampling_goes_on() -> None:
 def test_thread_samples_at_the_interval_and_stop_closes_the_gpu(tmp_path: Path) -> None:
     gpu_backend = FakeGpuBackend([[gpu(10)]])
     r = Recorder(FakeProcessBackend([[proc(1)]]), FakeSystemBackend([system([0.0])]), gpu_backend,
-                 interval=0.01).start()
+                 interval=0.05).start()
     import time
 
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # a bound on waiting: the recorder paces itself within its budget
+    while len(r.processes) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
     r.stop()
     assert len(r.processes) >= 5 and gpu_backend.closed
 

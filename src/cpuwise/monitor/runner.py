@@ -247,8 +247,7 @@ def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], reco
     recorder.fill(rec)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # The doctor's own cost: its whole process (the CLI) and its peak memory (kernel's high-water mark).
-    rec.doctor.update(cpu_s=round(usage.ru_utime + usage.ru_stime - cpu0, 3),
-                      peak_rss_bytes=int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024),
+    rec.doctor.update(cpu_s=round(usage.ru_utime + usage.ru_stime - cpu0, 3), peak_rss_bytes=peak_rss(),
                       t0_unix=round(time.time() - (time.perf_counter() - t0), 6), cpuwise_version=version())
     rec.host["node"] = socket.gethostname()
     rec.job_info["python_command"] = is_python_command(cmd)
@@ -265,6 +264,19 @@ def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], reco
         rec.notes.append(f"no step progress for {hang_timeout:g} s while the job's CPU was idle: the "
                          f"doctor dumped the stacks of {len(stacks)} process(es) and ended the job")
     return rec
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory: VmHWM of /proc/self/status (ru_maxrss also counts the memory
+    of the process that forked this one before its exec, e.g. a test runner), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    maxrss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def version() -> str:

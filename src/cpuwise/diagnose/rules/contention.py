@@ -24,9 +24,13 @@ def cpu_contention(rec: Recording, m: Metrics) -> list[Finding]:
     cores = m.usable_cores
     if m.system_busy_cores is None or m.n_system < th.MIN_SYSTEM_SAMPLES:
         return []
-    saturated = m.system_busy_cores >= th.CPU_SATURATED * cores
+    # Full: the machine is saturated, or the job uses what the others leave it (sampled busy time reads a
+    # little under 100 % even on a full machine, so the job's share is held to the same margin).
+    left = cores - m.others_cores
+    full = (m.system_busy_cores >= th.CPU_SATURATED * cores
+            or (left > 0 and m.job_cpu_cores >= th.CPU_SATURATED * left))
     wants = m.job_cpu_cores >= th.CONTENTION_JOB_CPU or m.job_runnable_share >= th.CONTENTION_RUNNABLE
-    if not saturated or m.others_cores < th.OTHERS_SHARE * cores or not wants:
+    if not full or m.others_cores < th.OTHERS_SHARE * cores or not wants:
         return []
     share = m.others_cores / cores
     evidence = [

@@ -245,6 +245,11 @@ def _cpu_saturated(c: InputCase) -> Finding | None:
 def _too_few_workers(c: InputCase) -> Finding | None:
     m = c.m
     free = m.usable_cores * (1.0 - m.cpu_busy_fraction)
+    where = "sit idle"
+    if c.workers == 0 and m.others_cores >= th.OTHERS_SHARE * m.usable_cores:
+        # The training process loads serially; the cores other processes hold would be the workers' once
+        # the competition is gone (the contention finding says so first).
+        free, where = max(free, m.usable_cores - m.job_cpu_cores), "are idle or held by other processes"
     need = workers_needed(c.workers, c.share, m)
     busy_workers = c.workers == 0 or (m.worker_cpu_each or 0.0) >= th.WORKER_BUSY
     if free < th.MIN_FREE_CORES or need <= c.workers or not busy_workers:
@@ -253,7 +258,7 @@ def _too_few_workers(c: InputCase) -> Finding | None:
     return c.finding(
         id="too_few_workers",
         title=f"Input-bound: too few workers ({c.workers}) for the free cores",
-        summary=f"{c.head} while {free:.1f} of {m.usable_cores} cores sit idle: raise the data workers from "
+        summary=f"{c.head} while {free:.1f} of {m.usable_cores} cores {where}: raise the data workers from "
         f"{c.workers} to {need}{c.per_rank}.",
         extra=[
             f"{free:.1f} cores idle on average; {need} workers would hide the wait (today's "
@@ -329,7 +334,12 @@ def input_bound(rec: Recording, m: Metrics) -> list[Finding]:
     c = input_case(rec, m)
     if c is None:
         return _input_bound_without_steps(rec, m) if data_wait(rec, m) is None else []
-    for sub in (_io_bound, _tiny_steps, _cpu_saturated, _too_few_workers):
+    # A training process that loads serially while other processes hold the cores: its fix is workers
+    # (once the competition is gone), not cheaper samples.
+    serial = c.workers == 0 and m.others_cores >= th.OTHERS_SHARE * m.usable_cores
+    order = (_io_bound, _tiny_steps, _too_few_workers, _cpu_saturated) if serial else (
+        _io_bound, _tiny_steps, _cpu_saturated, _too_few_workers)
+    for sub in order:
         found = sub(c)
         if found is not None:
             return [found]
