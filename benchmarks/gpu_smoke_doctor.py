@@ -82,6 +82,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     from cpuwise.diagnose import diagnose
+    from cpuwise.diagnose.metrics import measure
     from cpuwise.monitor.nvml import NvmlBackend
     from cpuwise.monitor.runner import run_job
 
@@ -102,17 +103,16 @@ def main() -> int:
         script = Path(tmp) / "cuda_job.py"
         script.write_text(JOB)
         rec = run_job([sys.executable, str(script), "3" if args.quick else "8"], interval=0.1)
-    steps = rec.steps[2:]
-    total = sum(s.total_s for s in steps) or 1.0
+    split = measure(rec).steps  # every step, warm-up excluded
     doctor = {
         "end_reason": rec.end_reason, "exit_code": rec.exit_code, "gpu_status": asdict(rec.gpu),
-        "gpu_samples": len(rec.gpus), "steps": len(rec.steps),
+        "gpu_samples": len(rec.gpus), "steps": sum(lane.n for lane in rec.step_lanes),
         "mean_util_percent": mean([g.util_percent for g in rec.gpus]),
         "mean_sm_activity_percent": mean([g.sm_activity_percent for g in rec.gpus]),
         "mean_sm_occupancy_percent": mean([g.sm_occupancy_percent for g in rec.gpus]),
-        "step_share": {"data_wait": sum(s.data_wait_s for s in steps) / total,
-                       "compute": sum(s.compute_s for s in steps) / total,
-                       "sync": sum(s.sync_s for s in steps) / total},
+        "step_share": {"data_wait": split.wait_share if split else 0.0,
+                       "compute": split.compute_share if split else 0.0,
+                       "sync": split.sync_share if split else 0.0},
         "job_process_mem_seen": sorted({pid for g in rec.gpus for pid in g.process_mem_bytes}),
         "findings": [f.id for f in diagnose(rec)],
     }

@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cpuwise"
 
 # The leaves import nothing of cpuwise but each other (errors at the very bottom).
-LEAVES = {"errors", "_optional", "host", "_channel", "_schema", "_scaleout"}
+LEAVES = {"errors", "_optional", "host", "_channel", "_schema", "_steps", "_scaleout"}
 # What each top-level part of cpuwise may import (besides itself). A lower layer never imports a
 # higher one: collectors (monitor), the pipeline (data) and the optimizer (optimize) know nothing of
 # the doctor's rules (diagnose), its renderers (report) or the command line (cli).
@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "host": {"errors"},
     "_channel": set(),
     "_schema": {"errors"},
+    "_steps": {"_schema", "_channel"},
     "_scaleout": {"_schema", "errors"},
     "monitor": LEAVES,
     "data": LEAVES,
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": LEAVES | {"diagnose"},
     "envinfo": LEAVES | {"monitor"},
     "_watch": LEAVES | {"monitor", "diagnose", "report"},
+    "_boot": LEAVES | {"monitor", "integrations"},
     "integrations": LEAVES | {"monitor"},
     "testing": LEAVES | {"monitor", "data", "optimize", "diagnose", "report", "zoo"},
     "demo": LEAVES | {"monitor", "data", "diagnose", "report", "_watch", "zoo"},
@@ -52,12 +54,15 @@ FOREIGN_PRIVATE = {
     # torch's DataLoader iterator and worker loop are patched to time steps and report each worker's
     # role and thread pools (torch has no public hook for either).
     ("monitor/instrument/torch_patches.py", "dl._BaseDataLoaderIter"),
+    ("monitor/instrument/torch_patches.py", "base._reset"),
     ("monitor/instrument/torch_patches.py", "worker_mod._worker_loop"),
+    # torch.multiprocessing.spawn catches a rank's exception in `_wrap` (no hook): wrapped to report it.
+    ("monitor/instrument/torch_patches.py", "spawn_mod._wrap"),
 }
 
 # The doctor's bootstrap runs as the top-level `sitecustomize` of the job's interpreter, which may
 # not have cpuwise installed: it is the one place that must try an import of cpuwise and carry on.
-BOOTSTRAP = "monitor/instrument/boot/sitecustomize.py"
+BOOTSTRAP = "_boot/sitecustomize.py"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import pytest
 import cpuwise
 from cpuwise import _channel as channel
 from cpuwise.monitor.events import ChannelReader, JobState
-from cpuwise.monitor.steps import build_steps
 
 
 def slow_items(n: int, wait_s: float):  # type: ignore[no-untyped-def]
@@ -58,7 +57,8 @@ def test_under_the_doctor_steps_go_to_the_channel(tmp_path: Path) -> None:
         channel.set_path(None)
     st = JobState()
     st.ingest(ChannelReader(path).read_new())
-    assert len(build_steps(st.nexts, 0.0)) == 3
+    (lane,), _ = st.steps.lanes()
+    assert lane.n == 3
     assert any(p["role"] == "main" for p in st.job_info["thread_pools"].values())
 
 

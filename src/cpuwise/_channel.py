@@ -2,12 +2,20 @@
 
 The doctor sets the environment variable CPUWISE_CHANNEL to a file path; every process of the job
 (main and DataLoader workers) appends one JSON object per line to it with `os.write` on an O_APPEND
-descriptor, so lines from several processes never interleave. `note_next` records (one per step, or
-per item for an unbatched pipeline) are buffered for at most 0.1 s / 64 records and written in one
-call (measured ~2 us each instead of ~8); everything else is written at once, after the buffered records.
+descriptor, so lines from several processes never interleave.
 
-Callers (cpuwise.data iterators, the DataLoader instrumentation, `cpuwise.watch`) check `ACTIVE`
-first so the channel costs nothing outside the doctor:
+Steps are summarised where they happen, so that what crosses the wire grows with time, not with the
+number of steps (a loop of tiny steps makes tens of thousands a second). `note_next` (one call per
+user-facing `__next__`) pairs deliveries into steps (step i runs from delivery i to delivery i+1 of
+the same iterator: its data-wait is the time inside `__next__` i, its sync the host-blocked-on-device
+time reported before `__next__` i+1, the rest compute), and adds each step to a summary of the
+BUCKET_S window its start falls in: count, sums, a histogram of step times (HIST_BINS_PER_OCTAVE bins
+per factor of 2) and the first/last times. At most every FLUSH_AFTER_S one "steps" record carries the
+summaries and the first RAW_PER_FLUSH steps whole (for plots); the doctor merges them (`cpuwise._steps`).
+Everything else is written at once, after the pending steps.
+
+Callers (cpuwise.data iterators, the DataLoader instrumentation, `cpuwise.watch`, framework callbacks)
+check `ACTIVE` first so the channel costs nothing outside the doctor:
 
     from cpuwise import _channel as channel
     if channel.ACTIVE:
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -37,16 +46,45 @@ ENV_VAR = "CPUWISE_CHANNEL"
 PATH: str | None = os.environ.get(ENV_VAR) or None
 ACTIVE: bool = PATH is not None
 
+FLUSH_AFTER_S = 0.1
+BUCKET_S = 0.25  # steps are summed per 0.25 s of their start time (time.perf_counter, system-wide)
+RAW_PER_FLUSH = 32  # whole steps sent with each flush (the first ones since the previous flush)
+MAX_OPEN_STREAMS = 256  # iterators abandoned mid-way (a `break`) are forgotten beyond this many
+# The step-time histogram: 8 bins per factor of 2 (each within 6-12 % of its value) from 2**-20 s (~1 us)
+# to 2**12 s (68 min); shorter and longer steps land in the first and last bin.
+HIST_BINS_PER_OCTAVE = 8
+HIST_MIN_EXP = -20
+HIST_BINS = 32 * HIST_BINS_PER_OCTAVE
+
 _fd: int | None = None
 _fd_pid: int | None = None
-_sync_s: float = 0.0  # host-device sync time since the last note_next, in this process
-_buf: list[str] = []  # formatted `next` lines not yet written
-_buf_pid: int | None = None
-_buf_since = 0.0
+_sync_s: float = 0.0  # host-blocked time (device syncs, collectives) since the last note_next
+_coll_s: float = 0.0  # the part of _sync_s spent in collectives (waiting for other ranks)
 _atexit_registered = False
-FLUSH_AFTER_S = 0.1
-FLUSH_AFTER_N = 64
-_SOURCES: dict[str, str] = {}  # source -> its JSON string, so formatting a record is one f-string
+# Step summaries not yet written, in the process `_agg_pid` (a forked child starts afresh).
+_agg_pid: int | None = None
+_open: dict[tuple[str, int], tuple[float, float, bool]] = {}  # (source, stream) -> (a, b, first of stream)
+_acc: dict[tuple[str, int], list[Any]] = {}  # (source, bucket) -> summary (see _add)
+_raw: list[list[Any]] = []
+_counts: dict[str, int] = {}  # source -> steps so far in this process (the index of the next one)
+_last_b = 0.0  # the latest delivery
+_since: float | None = None  # when the oldest unwritten step or delivery happened
+
+
+def bin_of(seconds: float) -> int:
+    """The histogram bin of a step time (see HIST_*)."""
+    if seconds <= 2.0**HIST_MIN_EXP:
+        return 0
+    m, e = math.frexp(seconds)  # seconds = m * 2**e, 0.5 <= m < 1
+    i = (e - 1 - HIST_MIN_EXP) * HIST_BINS_PER_OCTAVE + int((m - 0.5) * 2 * HIST_BINS_PER_OCTAVE)
+    return i if i < HIST_BINS else HIST_BINS - 1
+
+
+def bin_bounds(i: int) -> tuple[float, float]:
+    """The [low, high) step times of histogram bin `i`."""
+    octave, sub = divmod(i, HIST_BINS_PER_OCTAVE)
+    base = 2.0 ** (octave + HIST_MIN_EXP)
+    return base * (1 + sub / HIST_BINS_PER_OCTAVE), base * (1 + (sub + 1) / HIST_BINS_PER_OCTAVE)
 
 
 def _write_text(text: str) -> None:
@@ -74,14 +112,58 @@ def _write(obj: dict[str, Any]) -> None:
     _write_text(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
 
 
+def _restart(pid: int) -> None:
+    """Forget the step state (a forked child's copy of its parent's: the parent reports those)."""
+    global _agg_pid, _open, _acc, _raw, _counts, _last_b, _since, _atexit_registered
+    _agg_pid, _open, _acc, _raw, _counts, _last_b, _since = pid, {}, {}, [], {}, 0.0, None
+    if not _atexit_registered:
+        atexit.register(flush)
+        _atexit_registered = True
+
+
 def flush() -> None:
-    """Write the buffered `next` records now (called at exit, on emit and when switching path)."""
-    global _buf
-    if _buf and _buf_pid == os.getpid():
-        text, _buf = "".join(_buf), []
-        _write_text(text)
-    else:
-        _buf = []  # a forked child's copy of its parent's buffer: the parent writes those
+    """Write the pending step summaries now (called at exit, on emit, when switching path, and by
+    `note_next` every FLUSH_AFTER_S)."""
+    global _acc, _raw, _since
+    if _agg_pid != os.getpid():
+        return
+    if _since is None:
+        return
+    groups = [[src, bucket, *acc[:9], sorted(acc[9].items()), acc[10]] for (src, bucket), acc in _acc.items()]
+    record = {"k": "steps", "b": _last_b, "g": groups, "raw": _raw, "pid": _agg_pid}
+    _acc, _raw, _since = {}, [], None
+    _write_text(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _add(source: str, a: float, wait: float, compute: float, sync: float, first: bool, coll: float) -> None:
+    """Add one step to its bucket's summary: [n, wait, compute, sync, max, firsts, first-wait, start of the
+    first, end of the last, {histogram bin: count}, collectives (part of sync)]."""
+    total = wait + compute + sync
+    key = (source, int(a / BUCKET_S))
+    acc = _acc.get(key)
+    if acc is None:
+        acc = _acc[key] = [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, a, a, {}, 0.0]
+    acc[10] += coll
+    acc[0] += 1
+    acc[1] += wait
+    acc[2] += compute
+    acc[3] += sync
+    if total > acc[4]:
+        acc[4] = total
+    if first:
+        acc[5] += 1
+        acc[6] += wait
+    if a < acc[7]:
+        acc[7] = a
+    if a + total > acc[8]:
+        acc[8] = a + total
+    hist = acc[9]
+    i = bin_of(total)
+    hist[i] = hist.get(i, 0) + 1
+    index = _counts.get(source, 0)
+    _counts[source] = index + 1
+    if len(_raw) < RAW_PER_FLUSH:
+        _raw.append([source, index, a, wait, compute, sync, int(first)])
 
 
 def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", stream: int = 0,
@@ -91,30 +173,34 @@ def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", st
     Step i runs from delivery i to delivery i+1; its data-wait is the time inside `__next__`.
 
     Args:
-        source: "cpuwise.data" (the default caller), "dataloader" or "watch".
+        source: "cpuwise.data" (the default caller), "dataloader", "watch", or a framework callback
+            ("lightning", "hf", "keras").
         stream: an id of the iterator, so steps pair only deliveries of the same iterator.
         end: the call ended the iteration (StopIteration): it closes the last step, opens none.
     """
-    global _sync_s, _buf_pid, _buf_since, _atexit_registered
+    global _sync_s, _coll_s, _last_b, _since
     if PATH is None:
         return
-    sync, _sync_s = _sync_s, 0.0
     pid = os.getpid()
-    if _buf_pid != pid:
-        flush()  # drops a buffer inherited through fork
-        _buf_pid = pid
-    if not _atexit_registered:
-        atexit.register(flush)
-        _atexit_registered = True
-    src = _SOURCES.get(source)
-    if src is None:
-        src = _SOURCES[source] = json.dumps(str(source))
-    now = time.perf_counter()
-    if not _buf:
-        _buf_since = now
-    _buf.append(f'{{"k":"next","a":{float(t_enter)!r},"b":{float(t_exit)!r},"src":{src},"it":{int(stream)},'
-                f'"end":{"true" if end else "false"},"sync":{float(sync)!r},"pid":{pid}}}\n')
-    if end or len(_buf) >= FLUSH_AFTER_N or now - _buf_since >= FLUSH_AFTER_S:
+    if _agg_pid != pid:
+        _restart(pid)
+    sync, coll, _sync_s, _coll_s = _sync_s, _coll_s, 0.0, 0.0
+    key = (source, stream)
+    prev = _open.pop(key, None)
+    if prev is not None:
+        a, b, first = prev
+        gap = t_enter - b if t_enter > b else 0.0
+        sync = gap if sync > gap else (sync if sync > 0.0 else 0.0)
+        _add(source, a, b - a if b > a else 0.0, gap - sync, sync, first, coll if coll < sync else sync)
+    if not end:
+        _open[key] = (t_enter, t_exit, prev is None)
+        if len(_open) > MAX_OPEN_STREAMS:
+            del _open[next(iter(_open))]
+    if t_exit > _last_b:
+        _last_b = t_exit
+    if _since is None:
+        _since = t_exit
+    elif t_exit - _since >= FLUSH_AFTER_S:
         flush()
 
 
@@ -142,10 +228,13 @@ def timed(iterable: Iterable[T], *, source: str = "cpuwise.data", stream: int | 
         yield item
 
 
-def add_sync(seconds: float) -> None:
-    """Add host-blocked-on-device time; it is reported with the next `note_next`."""
-    global _sync_s
+def add_sync(seconds: float, *, collective: bool = False) -> None:
+    """Add host-blocked time (on the device, or in a collective waiting for the other ranks when
+    `collective`); it is reported with the next `note_next`, as sync."""
+    global _sync_s, _coll_s
     _sync_s += seconds
+    if collective:
+        _coll_s += seconds
 
 
 def emit(kind: str, payload: dict[str, Any]) -> None:
@@ -158,8 +247,10 @@ def emit(kind: str, payload: dict[str, Any]) -> None:
 def set_path(path: str | None) -> None:
     """Point this process's channel at `path` (None switches it off): `cpuwise.watch` standalone
     collects its own records this way, and tests use it."""
-    global PATH, ACTIVE, _fd, _fd_pid, _sync_s
+    global PATH, ACTIVE, _fd, _fd_pid, _sync_s, _coll_s
     flush()
+    _restart(os.getpid())
+    _coll_s = 0.0
     if _fd is not None and _fd_pid == os.getpid():
         try:
             os.close(_fd)

@@ -45,7 +45,7 @@ from cpuwise.monitor.backends import NoGpu
 from cpuwise.monitor.instrument import torch_patches
 from cpuwise.monitor.nvml import NvmlBackend
 from cpuwise.monitor.procfs import ProcSystemBackend, process_backend
-from cpuwise.monitor.recorder import Recorder
+from cpuwise.monitor.recorder import Recorder, check_interval
 
 T = TypeVar("T")
 _streams = itertools.count(1_000_000)  # apart from the DataLoader patch's stream ids
@@ -55,7 +55,7 @@ class Watch:
     """Step timing for one training loop. Use through `cpuwise.watch()`."""
 
     def __init__(self, interval: float = 0.1, *, gpu: bool = True) -> None:
-        self.interval = interval
+        self.interval = check_interval(interval)
         self.gpu = gpu
         self.recording: Recording | None = None
         self.standalone = False

@@ -60,6 +60,12 @@ def test_demo_stock_job_is_diagnosed_input_bound(tmp_path: Path) -> None:
     assert (tmp_path / "before" / "report.html").is_file()
     import json
 
+    from cpuwise._schema import Recording
+    from cpuwise.diagnose.findings import Finding
+    from cpuwise.testing.verdicts import accepted
+
     report = json.loads((tmp_path / "before" / "report.json").read_text())
-    assert report["findings"][0]["id"] in INPUT_BOUND, report["findings"][0]
+    findings = [Finding.from_dict(f) for f in report["findings"]]
+    ok, why = accepted(Recording.from_dict(report["recording"]), findings, expected=INPUT_BOUND)
+    assert ok, why
     assert "Before / after" in text

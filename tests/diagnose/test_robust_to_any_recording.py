@@ -47,7 +47,12 @@ def test_any_recording_renders(
 ) -> None:
     rec = fake_recording(preset, cores=cores, workers=workers, steps=steps, wait_s=wait, interval_s=0.2)
     rec.job_info["thread_pools"] = {"1": {"role": "worker", "torch_intra": junk, "native": junk}, "2": junk}
-    rec.job_info["dataloaders"] = [junk, {"num_workers": junk, "batch_size": junk}]
+    rec.job_info["dataloaders"] = [junk, {"num_workers": junk, "batch_size": junk, "pid": junk,
+                                          "persistent_workers": junk, "pin_memory": junk}]
+    rec.job_info["ranks"] = {"1000": {"rank": junk, "local_rank": junk}, "x": junk, "1001": {"rank": 1}}
+    rec.job_info["exceptions"] = junk if not isinstance(junk, str) else {"1000": junk}
+    rec.job_info["exited"] = junk
+    rec.job_info["framework"] = {"name": "lightning", "loader_from": junk, "owner": junk} if junk else junk
     # A malformed report from the job, read the way Recording.from_dict reads it.
     rec.pipeline_stats = [
         PipelineStats.from_dict({"pipeline": junk, "config": junk, "stages": [junk, {"per_item_ms": junk}]})

@@ -45,10 +45,11 @@ def test_records_round_trip_into_job_state(chan: Path) -> None:
     st.ingest(ChannelReader(chan).read_new())
     pid = os.getpid()
     assert st.job_info["instrumented"] is True and st.faulthandler_pids == {pid}
-    assert [e["sync"] for e in st.nexts] == [pytest.approx(0.2), 0.0]  # sync rides on the next record
+    (lane,), _ = st.steps.lanes()
+    assert lane.n == 1 and lane.sync_s == 0.0  # the sync before the first delivery belongs to no step
     assert st.last_progress == pytest.approx(2.1)
     assert st.job_info["dataloaders"] == [{"num_workers": 2, "batch_size": 8, "pin_memory": False,
-                                           "persistent_workers": False, "prefetch_factor": 2}]
+                                           "persistent_workers": False, "prefetch_factor": 2, "pid": pid}]
     assert st.job_info["thread_pools"][str(pid)]["torch_intra"] == 2 and st.roles[pid] == "main"
     assert st.pipeline_stats == {"p": {"pipeline": "p", "epoch": 1}}
     assert "ValueError" in st.job_info["python_exception"]
@@ -91,18 +92,24 @@ def test_forked_children_write_to_the_same_channel(tmp_path: Path) -> None:
     assert st.roles == {parent: "main", child: "worker"}
 
 
-def test_next_records_are_buffered_briefly_and_an_end_flushes(chan: Path) -> None:
-    channel.note_next(0.0, 1.0)
-    assert not chan.exists() or chan.read_text() == ""  # buffered: no syscall per step
-    channel.note_next(1.0, 2.0, end=True)
-    assert [r["b"] for r in ChannelReader(chan).read_new()] == [1.0, 2.0]
+def test_steps_are_summarised_and_written_at_most_every_flush_interval(chan: Path) -> None:
+    t = 100.0
+    for _ in range(1000):  # 1000 steps in 0.05 s: no syscall per step
+        channel.note_next(t, t + 1e-5)
+        t += 5e-5
+    assert not chan.exists() or chan.read_text() == ""
+    channel.note_next(t + 1.0, t + 1.0)  # past FLUSH_AFTER_S: one record with every step so far
+    (rec,) = ChannelReader(chan).read_new()
+    assert rec["k"] == "steps" and sum(g[2] for g in rec["g"]) == 1000
+    assert len(rec["raw"]) == channel.RAW_PER_FLUSH and rec["b"] == pytest.approx(t + 1.0)
 
 
 FORK_BUFFER = """
 import os, sys
 from cpuwise import _channel as channel
 channel.set_path(sys.argv[1])
-channel.note_next(0.0, 1.0, source="dataloader")   # still in the buffer when we fork
+channel.note_next(0.0, 1.0, source="dataloader")
+channel.note_next(1.0, 1.5, source="dataloader")   # one step, still pending when we fork
 pid = os.fork()
 if pid == 0:
     channel.emit("role", {"role": "worker"})       # flushes: must not write the parent's record
@@ -118,4 +125,4 @@ def test_a_forked_child_never_writes_its_parents_buffered_records(tmp_path: Path
     path = tmp_path / "c.jsonl"
     subprocess.run([sys.executable, "-c", FORK_BUFFER, str(path)], check=True)
     kinds = sorted(r["k"] for r in ChannelReader(path).read_new())
-    assert kinds == ["next", "role"]
+    assert kinds == ["role", "steps"]

@@ -14,7 +14,6 @@ from cpuwise import _channel as channel
 from cpuwise.monitor.events import ChannelReader, JobState
 from cpuwise.monitor.instrument import BOOT_DIR, STACK_DIR_ENV
 from cpuwise.monitor.instrument.hooks import PostImportFinder
-from cpuwise.monitor.steps import build_steps
 
 
 def test_post_import_finder_runs_the_callback_after_the_module_body(
@@ -87,10 +86,12 @@ def test_dataloader_steps_settings_and_worker_pools_with_spawned_workers(tmp_pat
         """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "10"
-    steps = build_steps(st.nexts, t0=0.0)
-    assert len(steps) == 10  # the StopIteration call closes the last step
-    assert st.job_info["dataloaders"] == [{"num_workers": 1, "batch_size": 4, "pin_memory": False,
-                                           "persistent_workers": False, "prefetch_factor": 2}]
+    (lane,), _ = st.steps.lanes()
+    assert lane.n == 10 and lane.epoch_starts == 1  # the StopIteration call closes the last step
+    (loader,) = st.job_info["dataloaders"]
+    keys = ("num_workers", "batch_size", "pin_memory", "persistent_workers", "prefetch_factor")
+    assert {k: loader[k] for k in keys} == {"num_workers": 1, "batch_size": 4, "pin_memory": False,
+                                            "persistent_workers": False, "prefetch_factor": 2}
     pools = st.job_info["thread_pools"].values()
     workers = [p for p in pools if p["role"] == "worker"]
     assert len(workers) == 1 and all(p["torch_intra"] == 3 for p in workers)  # after the user's init
@@ -116,10 +117,13 @@ def test_sync_wrapper_times_only_cuda_tensors_outside_compilation(
 
     channel.set_path(str(tmp_path / "c.jsonl"))
     try:
+        channel.note_next(0.0, 0.0, source="dataloader")
         item = _timed(FakeTensor.item, lambda: compiling)
         assert item(FakeTensor(is_cuda)) == 7
-        channel.note_next(0.0, 0.0, source="dataloader")
+        channel.note_next(1.0, 1.0, source="dataloader")
     finally:
         channel.set_path(None)
-    sync = ChannelReader(tmp_path / "c.jsonl").read_new()[0]["sync"]
-    assert (sync >= 0.015) is timed
+    st = JobState()
+    st.ingest(ChannelReader(tmp_path / "c.jsonl").read_new())
+    (step,) = st.steps.lanes()[1]
+    assert (step.sync_s >= 0.015) is timed

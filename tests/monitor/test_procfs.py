@@ -23,7 +23,8 @@ BACKENDS = ["procfs", "psutil"]
 def make(kind: str, pid: int) -> ProcfsProcessBackend | PsutilProcessBackend:
     """A sampler that re-walks the tree and reads USS on every tick (a generous USS budget)."""
     if kind == "procfs":
-        return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0))
+        return ProcfsProcessBackend(pid, refresh_every=1, uss=UssBudget(fraction=1.0, credit_s=10.0),
+                                    private_warmup_s=0.0)
     return PsutilProcessBackend(pid, refresh_every=1, uss_every=1)
 
 # The root spins and starts two children that block until killed; it prints their pids when they exist.
@@ -51,7 +52,10 @@ def test_tree_sampler_follows_children_and_survives_one_exiting(backend: str) ->
         first = b.sample(t0, {})
         assert {s.pid for s in first} == {root.pid, *kids}
         assert {s.role for s in first if s.pid == root.pid} == {"main"}
-        assert all(s.rss_bytes > 0 and s.num_threads >= 1 for s in first)
+        # A just-exec'd child may read RSS 0 in /proc/PID/stat (the kernel syncs its per-thread RSS
+        # counters lazily): only the root, which has run, must show its memory.
+        assert all(s.num_threads >= 1 and s.rss_bytes >= 0 for s in first)
+        assert next(s for s in first if s.pid == root.pid).rss_bytes > 0
         assert any(s.uss_bytes for s in first)  # one process per tick gets a USS reading
         os.kill(kids[0], signal.SIGKILL)  # it stays a zombie: the root never reaps it
         time.sleep(0.3)
@@ -86,7 +90,8 @@ def test_both_samplers_agree_on_this_process() -> None:
     fast = make("procfs", os.getpid()).sample(0.0, {})[0]
     slow = make("psutil", os.getpid()).sample(0.0, {})[0]
     assert (fast.pid, fast.ppid, fast.name, fast.role) == (slow.pid, slow.ppid, slow.name, "main")
-    assert fast.num_threads == slow.num_threads and fast.uss_bytes and slow.uss_bytes
+    assert fast.num_threads == slow.num_threads and slow.uss_bytes
+    assert fast.uss_bytes is None  # the /proc sampler spends its private-memory budget on data workers only
     assert abs(fast.rss_bytes - slow.rss_bytes) < 16 << 20
     assert fast.ctx_voluntary <= slow.ctx_voluntary and fast.read_bytes is not None
     assert isinstance(process_backend(os.getpid()), ProcfsProcessBackend)

@@ -55,10 +55,12 @@ def test_a_failing_sampler_is_noted_once_and_sampling_goes_on() -> None:
 def test_thread_samples_at_the_interval_and_stop_closes_the_gpu(tmp_path: Path) -> None:
     gpu_backend = FakeGpuBackend([[gpu(10)]])
     r = Recorder(FakeProcessBackend([[proc(1)]]), FakeSystemBackend([system([0.0])]), gpu_backend,
-                 interval=0.01).start()
+                 interval=0.05).start()
     import time
 
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # a bound on waiting: the recorder paces itself within its budget
+    while len(r.processes) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
     r.stop()
     assert len(r.processes) >= 5 and gpu_backend.closed
 
@@ -77,6 +79,7 @@ def test_channel_records_become_steps_and_job_info(tmp_path: Path) -> None:
     finally:
         channel.set_path(None)
     assert len(rec.steps) == 3 and rec.job_info["step_source"] == "dataloader"
+    assert [lane.n for lane in rec.step_lanes] == [3]
     assert rec.steps[0].data_wait_s == pytest.approx(0.2) and rec.steps[2].t_start == pytest.approx(2.0)
     assert r.last_progress() == pytest.approx(3.2)
 
@@ -110,3 +113,30 @@ def test_long_recordings_are_thinned_to_bounded_memory() -> None:
     assert ticks[-1] == 24.0 and rec.interval_s == pytest.approx(0.8)  # thinned three times
     assert [n for n in rec.notes if "interval raised" in n] == [
         "sampling interval raised to 0.8 s to bound memory (at most 10 samples kept)"]
+
+
+class BudgetedBackend(FakeProcessBackend):
+    """A process sampler that can be given a private-memory budget (as the /proc one)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__([[proc(i) for i in range(1, n + 1)]])
+        self.fractions: list[float] = []
+        self.private_cpu_s = 0.0
+
+    def private_budget(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+
+
+def test_the_recorder_keeps_its_cpu_within_the_budget_by_sampling_less_often() -> None:
+    from cpuwise.monitor.recorder import REGULAR_SHARE, sampler_budget
+
+    backend = BudgetedBackend(3)
+    r = Recorder(backend, FakeSystemBackend([None]), FakeGpuBackend(), interval=0.1)
+    r.tick()
+    assert r._pace(0.0001) == pytest.approx(0.1)  # a cheap tick: the interval as asked
+    assert backend.fractions[-1] == pytest.approx(sampler_budget(3) - 0.0001 / 0.1, rel=0.05)
+    for _ in range(30):  # ticks of 5 ms: 5 % of a core at 0.1 s, over the budget
+        step = r._pace(0.005)
+    assert step == pytest.approx(0.005 / (REGULAR_SHARE * sampler_budget(3)), rel=0.05) and step > 0.5
+    assert backend.fractions[-1] == pytest.approx((1 - REGULAR_SHARE) * sampler_budget(3), rel=0.05)
+    assert sampler_budget(30) == pytest.approx(3 * sampler_budget(10))  # 1 % per 10 processes (aim 0.85)

@@ -55,3 +55,22 @@ def test_unreadable_uss_stops_being_tried() -> None:
     b = budget(clock, cost_s=0.0, value=None)
     run(b, clock, [1], ticks=5)
     assert b.broken and b.pick([1]) is None
+
+
+def test_a_process_copying_pages_is_read_before_a_quiet_one() -> None:
+    clock = Clock()
+    b = budget(clock, cost_s=0.0001)
+    assert run(b, clock, [1, 2], ticks=2) == [1, 2]  # 1 was read first, so it waited longest since
+    clock.t += 1.0
+    assert b.pick([1, 2], {1: 10, 2: 100_000}) == 2  # 2 took ~400 MB of minor faults (copied pages)
+    assert b.pick([1, 2], {1: 10, 2: 0}) == 1
+
+
+def test_real_private_memory_of_this_process_is_read_from_smaps_rollup() -> None:
+    import os
+
+    from cpuwise.monitor.uss import read_private
+
+    value = read_private(os.getpid())
+    assert value is not None and value > 1 << 20
+    assert read_private(1 << 22) is None  # no such process

@@ -88,21 +88,23 @@ def test_artifact_loads_and_predicts_like_the_chosen_model(result: Any, digits_m
     assert (y1.argmax(1) == ref.argmax(1)).mean() >= 0.9
 
 
-def test_impossible_budget_keeps_fp32_and_strict_raises(digits_mlp: Any, tmp_path: Path) -> None:
-    model, x, _ = digits_mlp
+def test_impossible_budget_keeps_fp32_and_strict_raises(
+    digits_mlp: Any, tmp_path: Path, reference_only_metric: Any
+) -> None:
+    model, x, y = digits_mlp
     kw: dict[str, Any] = dict(
         eval_inputs=(x[:64],),
-        task="generic",
+        eval_labels=y[:64],
         max_drop=0.0,
         quick=True,
         passes=["int8"],
         out_dir=tmp_path / "o",
     )
-    r = co.optimize(model, **kw)  # generic score = -max|err|: FP32 ONNX differs by ~1e-7 > 0
+    r = co.optimize(model, **kw, metric=reference_only_metric())
     assert not r.within_budget and "budget impossible" in r.message
     assert r.chosen is not None and r.chosen.fp32 and (tmp_path / "o" / "model.onnx").is_file()
     with pytest.raises(BudgetError, match="budget impossible"):
-        co.optimize(model, **kw, strict=True)
+        co.optimize(model, **kw, metric=reference_only_metric(), strict=True)
 
 
 def test_onnx_input_with_dynamic_padding_and_cli_roundtrip(tmp_path: Path) -> None:

@@ -40,9 +40,20 @@ def _kw(x: np.ndarray, **extra: Any) -> dict[str, Any]:
     return kw
 
 
-def test_torch_pass_candidates_are_not_lossless_fallbacks(digits_mlp: Any, tmp_path: Path) -> None:
-    model, x, _ = digits_mlp
-    r = co.optimize(model, **_kw(x, passes=[HalvePass()], out_dir=tmp_path / "o"))
+def test_torch_pass_candidates_are_not_lossless_fallbacks(
+    digits_mlp: Any, reference_only_metric: Any, tmp_path: Path
+) -> None:
+    model, x, y = digits_mlp
+    r = co.optimize(
+        model,
+        **_kw(
+            x,
+            eval_labels=y[:64],
+            metric=reference_only_metric(),
+            passes=[HalvePass()],
+            out_dir=tmp_path / "o",
+        ),
+    )
     halved = [c for c in r.candidates if c.technique == "halve"]
     assert halved and all(not c.fp32 for c in halved)
     assert not r.within_budget and r.chosen is not None and r.chosen.technique != "halve" and r.chosen.fp32
@@ -56,9 +67,16 @@ def test_relative_budget_with_a_zero_reference_score_is_a_config_error(
         co.optimize(model, **_kw(x, max_drop="1%", passes=["io"], out_dir=tmp_path / "o"))
 
 
-def test_strict_does_not_save_the_out_of_budget_artifact(digits_mlp: Any, tmp_path: Path) -> None:
-    model, x, _ = digits_mlp
+def test_strict_does_not_save_the_out_of_budget_artifact(
+    digits_mlp: Any, reference_only_metric: Any, tmp_path: Path
+) -> None:
+    model, x, y = digits_mlp
     out = tmp_path / "o"
     with pytest.raises(BudgetError, match="budget impossible"):
-        co.optimize(model, **_kw(x, passes=["io"], out_dir=out, strict=True))
+        co.optimize(
+            model,
+            **_kw(
+                x, eval_labels=y[:64], metric=reference_only_metric(), passes=["io"], out_dir=out, strict=True
+            ),
+        )
     assert not (out / "model.onnx").exists() and not (out / "cpuwise.json").exists()

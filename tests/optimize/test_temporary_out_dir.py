@@ -23,7 +23,6 @@ def _kw(x: np.ndarray, **extra: Any) -> dict[str, Any]:
     return kw
 
 
-
 def test_out_dir_none_keeps_only_the_chosen_artifact(
     digits_mlp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,10 +42,20 @@ def test_out_dir_none_keeps_only_the_chosen_artifact(
 
 
 def test_out_dir_none_strict_leaves_nothing(
-    digits_mlp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    digits_mlp: Any, reference_only_metric: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model, x, _ = digits_mlp
+    model, x, y = digits_mlp
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(BudgetError):
-        co.optimize(model, **_kw(x, passes=["io"], out_dir=None, strict=True))
+        co.optimize(
+            model,
+            **_kw(
+                x,
+                eval_labels=y[:64],
+                metric=reference_only_metric(),
+                passes=["io"],
+                out_dir=None,
+                strict=True,
+            ),
+        )
     assert list(tmp_path.glob("cpuwise-optimize-*")) == []

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from cpuwise.diagnose import diagnose
-from cpuwise.report.html import render_html
+from cpuwise.diagnose.metrics import measure
+from cpuwise.report.html import render_html, step_intervals
 from cpuwise.testing.recordings import fake_recording
 
 PLOTS = ("plot-steps", "plot-cpu-cores", "plot-process-cpu", "plot-memory")
@@ -57,7 +58,9 @@ def test_every_plot_has_drawn_elements_and_nothing_external() -> None:
     p = parse(render_html(rec, diagnose(rec)))
     for plot in (*PLOTS, "plot-gpu"):
         assert p.drawn.get(plot, 0) > 0, plot
-    assert p.drawn["plot-steps"] >= 2 * 58  # a data-wait and a compute rect per measured step
+    intervals = step_intervals(measure(rec))
+    assert len(intervals) >= 20  # the 6 s of steps in 0.25 s intervals
+    assert p.drawn["plot-steps"] >= 2 * len(intervals)  # a data-wait and a compute rect per interval
     assert p.scripts == 0 and p.external == []
 
 

@@ -32,6 +32,7 @@ class Scenario:
     exit_code: int = 0
     ranks: int | None = None  # ranks the doctor must recognise
     env: dict[str, str] = field(default_factory=dict)
+    says: tuple[str, ...] = ()  # fragments the primary finding's summary must contain
 
     def command(self, python: str) -> list[str]:
         return [python, *self.launcher, str(HERE / self.script), *self.args]
@@ -53,6 +54,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("DDP gloo, input-bound ranks", "ddp_gloo_input_bound.py", ("input_bound_cpu_saturated",),
              ranks=2),
     Scenario("DDP gloo, one slow rank", "ddp_gloo_straggler.py", ("straggler",), ranks=2),
+    Scenario("DDP gloo, rank 1 crashes", "ddp_gloo_rank_crash.py", ("crashed",), exit_code=1, ranks=2,
+             says=("Rank 1 crashed", "corrupt record")),
     Scenario("torchrun gloo, compute-bound", "torchrun_gloo_compute.py", ("healthy",), wrong=INPUT_BOUND,
              launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"), ranks=2),
     Scenario("Lightning, slow dataset, no workers", "lightning_slow_dataset.py", ("too_few_workers",),
@@ -73,8 +76,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              neighbour_hog=True),
     Scenario("crash on a bad batch", "torch_crash_shape.py", ("crashed",), exit_code=1),
     Scenario("deadlocked workers", "torch_worker_deadlock.py", ("hung",), hang_timeout=6.0, exit_code=143),
-    Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py", ("input_bound_cpu_saturated",),
-             framework="cpuwise.data", fix_contains=("cd.",)),
+    # cpuwise.data decodes at reduced scale: on 2 cores its workers may not saturate the CPU, and the
+    # consumer's wait is then the pipeline's hand-off ("elsewhere"); either way the fix is in cd.'s idiom.
+    Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py",
+             ("input_bound_cpu_saturated", "input_bound"), framework="cpuwise.data", fix_contains=("cd.",)),
     Scenario("generator loop timed by cpuwise.watch", "watch_generator_loop.py", ("too_few_workers",),
              framework="torch"),
 )

@@ -28,7 +28,8 @@ class Photos(Dataset):
         return torch.from_numpy(x), i % 10
 
 
-def worker(rank: int, world: int, seconds: float, slow_rank: int | None) -> None:
+def worker(rank: int, world: int, seconds: float, slow_rank: int | None,
+           crash_rank: int | None = None) -> None:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
@@ -42,22 +43,26 @@ def worker(rank: int, world: int, seconds: float, slow_rank: int | None) -> None
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     end = time.perf_counter() + seconds
     done = torch.zeros(1)
+    steps = 0
     while not done.item():
         for x, y in loader:
+            steps += 1
+            if rank == crash_rank and steps == 12:
+                raise RuntimeError(f"rank {rank}: corrupt record in shard {steps}")
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            done.fill_(float(time.perf_counter() > end))
+            done.fill_(float(time.perf_counter() > end and crash_rank is None))  # a crash comes first
             dist.all_reduce(done, op=dist.ReduceOp.MAX)  # every rank stops at the same step
             if done.item():
                 break
     dist.destroy_process_group()
 
 
-def main(seconds: float, slow_rank: int | None = None) -> None:
+def main(seconds: float, slow_rank: int | None = None, crash_rank: int | None = None) -> None:
     os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 2000)
-    mp.spawn(worker, args=(2, seconds, slow_rank), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, seconds, slow_rank, crash_rank), nprocs=2, join=True)
 
 
 if __name__ == "__main__":

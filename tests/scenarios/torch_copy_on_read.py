@@ -29,7 +29,8 @@ def main(seconds: float) -> None:
     torch.set_num_threads(1)
     loader = DataLoader(ClickLog(), batch_size=256, shuffle=True, num_workers=2, persistent_workers=True,
                         multiprocessing_context="fork")
-    model = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(3, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     end = time.perf_counter() + seconds
     for x, y in loader:
@@ -42,4 +43,4 @@ def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 12.0)
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 14.0)

@@ -15,7 +15,7 @@ class Indexed(Dataset):
     def __init__(self, files: list[bytes]) -> None:
         self.files = files
         self.manifest = json.dumps([{"id": i, "path": f"shard-{i % 64}/img{i}.jpg", "label": i % 10,
-                                     "tags": [f"t{k}" for k in range(i % 7)]} for i in range(300_000)])
+                                     "tags": [f"t{k}" for k in range(i % 7)]} for i in range(100_000)])
         self.index: dict[int, dict] | None = None
 
     def __len__(self) -> int:

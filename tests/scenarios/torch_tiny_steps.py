@@ -1,4 +1,5 @@
-"""A small regression model on in-memory tensors fed through DataLoader worker processes, batch 8."""
+"""A small regression model on in-memory tensors fed through (persistent) DataLoader worker processes,
+batch 8."""
 
 import sys
 import time
@@ -13,7 +14,7 @@ def main(seconds: float) -> None:
     torch.set_num_threads(1)
     x, y = load_diabetes(return_X_y=True)
     data = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
-    loader = DataLoader(data, batch_size=8, shuffle=True, num_workers=2)
+    loader = DataLoader(data, batch_size=8, shuffle=True, num_workers=2, persistent_workers=True)
     model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     end = time.perf_counter() + seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,45 @@ EXIT_NOT_FOUND = 127  # the shell's "command not found"
 
 def _err(msg: str) -> None:
     Console(stderr=True).print(msg, markup=False)
+
+
+def prepare_out(out: Path) -> Path:
+    """Create the report folder and prove it takes files, before any job runs (a job that ran for hours
+    must not end in a report that cannot be written).
+
+    Raises:
+        ConfigError: `out` is a file, or cannot be created or written; the message says which and why.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a folder for the reports (created if missing). "
+                          "Give another path, e.g. --out cpuwise-report.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".cpuwise-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to --out {out}: {exc.strerror or exc}. Expected a folder "
+                          "this user can create and write; give another path.") from exc
+    return out
+
+
+def load_merged(folders: list[Path]) -> Recording:
+    """One recording of several nodes' --out folders (or recording.json files); RecordingError when they
+    are not of one run and one cpuwise version."""
+    # lazy: see diagnose_and_report
+    from cpuwise.monitor.merge import merge
+
+    recs, names = [], []
+    for folder in folders:
+        path = folder / "recording.json" if folder.is_dir() else folder
+        rec = Recording.load(path)
+        recs.append(rec)
+        names.append(str(rec.host.get("node") or folder.name))
+    if len(set(names)) < len(names):  # nodes of one name (containers): the folders tell them apart
+        names = [(f.name if f.is_dir() else f.parent.name) or str(i) for i, f in enumerate(folders)]
+    if len(set(names)) < len(names):
+        names = [f"node{i}" for i in range(len(folders))]
+    return merge(recs, names)
 
 
 def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
@@ -66,11 +106,35 @@ def register(app: typer.Typer) -> None:
         from_: Annotated[Path | None, typer.Option(
             "--from", help="Re-diagnose a saved recording.json / report.json instead of running anything.")
         ] = None,
+        merge: bool = typer.Option(False, "--merge", help="Merge the reports of one distributed run's nodes: "
+                                   "the arguments are their --out folders (give --out before them)."),
     ) -> None:
         """Run COMMAND and say where its CPU and GPU time goes, with the fix.
 
         Example: cpuwise doctor --out report -- python train.py --epochs 1
+
+        Several nodes: run `cpuwise doctor --out shared/$(hostname) -- torchrun ...` on each, then
+        `cpuwise doctor --out merged --merge shared/node-a shared/node-b`.
         """
+        # lazy: see diagnose_and_report (loaded when the command runs)
+        from cpuwise.monitor.recorder import check_interval
+        from cpuwise.monitor.runner import check_hang_timeout, run_job
+
+        try:  # every argument is checked before anything runs
+            check_interval(interval, "--interval")
+            check_hang_timeout(hang_timeout, "--hang-timeout")
+            prepare_out(out)
+        except ConfigError as exc:
+            _err(f"cpuwise doctor: {exc}")
+            raise typer.Exit(2) from exc
+        if merge:
+            try:
+                rec = load_merged([Path(d) for d in command or []])
+            except RecordingError as exc:
+                _err(f"cpuwise doctor --merge: {exc}")
+                raise typer.Exit(2) from exc
+            diagnose_and_report(rec, out, as_json=as_json)
+            return
         if from_ is not None:
             try:
                 rec = Recording.load(from_)
@@ -79,8 +143,6 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from exc
             diagnose_and_report(rec, out, as_json=as_json)
             return
-        from cpuwise.monitor.runner import run_job  # see diagnose_and_report: loaded when the command runs
-
         try:
             rec = run_job(list(command or []), interval=interval, hang_timeout=hang_timeout or None)
         except CommandNotFoundError as exc:

@@ -30,15 +30,13 @@ class DemoRun:
 
     @property
     def images_per_s(self) -> float:
-        steps = self.recording.steps[1:]  # the first step includes starting the workers
-        total = sum(s.total_s for s in steps)
-        return len(steps) * BATCH / total if total > 0 else 0.0
+        s = measure(self.recording).steps  # every step but the warm-up (it includes starting the workers)
+        return BATCH / s.mean_total_s if s is not None and s.mean_total_s > 0 else 0.0
 
     @property
     def data_wait_share(self) -> float:
-        steps = self.recording.steps[1:]
-        total = sum(s.total_s for s in steps)
-        return sum(s.data_wait_s for s in steps) / total if total > 0 else 0.0
+        s = measure(self.recording).steps
+        return s.wait_share if s is not None else 0.0
 
 
 def run_one(data: Path, loader: str, seconds: float, out: Path, console: Any) -> DemoRun:
@@ -67,7 +65,7 @@ def run_demo(out: Path, images: int, quick: bool, console: Any, *, after: bool =
     if after:
         try:
             fixed = run_one(data, "cpuwise", seconds, out / "after", console)
-            if fixed.recording.end_reason == END_EXITED and fixed.recording.steps:
+            if fixed.recording.end_reason == END_EXITED and fixed.recording.step_lanes:
                 runs.append(fixed)
             else:
                 console.print("[yellow]The cpuwise.data run did not finish cleanly; showing the "

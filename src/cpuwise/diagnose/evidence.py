@@ -47,7 +47,9 @@ def step_line(m: Metrics) -> str:
         return NO_STEPS
     return (
         f"data-wait {pct(s.wait_share)} of step time over {s.n} steps (first {s.skipped} skipped as "
-        f"warm-up); compute {pct(s.compute_share)}, sync {pct(s.sync_share)}; "
+        f"warm-up); compute {pct(s.compute_share)}, sync {pct(s.sync_share)}"
+        + (f" (collectives {pct(s.share(s.mean_collective_s))})" if s.mean_collective_s > 0 else "")
+        + "; "
         f"mean step {1e3 * s.mean_total_s:.1f} ms"
     )
 

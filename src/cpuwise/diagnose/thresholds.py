@@ -56,6 +56,19 @@ DISK_SLEEP_SHARE = 0.25
 # cpuwise choice: 50 MB/s sustained reads by the job is more than a local JPEG pipeline on a few cores
 # decodes (~300 img/s/core x ~100 KB), so reads at this rate point at storage/network as the limit.
 READ_RATE_HIGH = 50e6  # bytes per second
+# cpuwise choice: data workers that use under 35 % of a core each and sleep (state S) in at least half of
+# their samples while the loop waits for data are waiting on something other than the CPU: a remote read
+# (object store, NFS, HTTP: none of it shows as iowait or disk sleep), a lock, a rate limit. A CPU-bound
+# worker is runnable (R) even when other processes take its core.
+IO_WORKER_CPU = 0.35
+IO_SLEEP_SHARE = 0.50
+# cpuwise choice: ... and the loop must wait at least 10 ms per step: below that the wait is of the order
+# of the loader's own hand-off and of the consumer being scheduled (workers blocked on a full queue sleep
+# too), so idle workers prove nothing about slow reads.
+IO_MIN_WAIT_S = 0.010
+# cpuwise choice: a bound on the workers suggested for waiting reads (each is a process with its own
+# memory; past a few dozen, threads or asynchronous reads are the better fix).
+IO_MAX_WORKERS = 64
 
 # --- Thread oversubscription -----------------------------------------------------------------------
 # cpuwise choice: a run queue at twice the usable cores means every core has a thread waiting behind the
@@ -88,12 +101,19 @@ GPU_MEM_HEADROOM = 0.50
 SYNC_SHARE_HIGH = 0.10
 
 # --- Memory ----------------------------------------------------------------------------------------
-# cpuwise choice: a worker whose USS (or RSS) grows by >= 20 MiB/min and by >= 25 % over at least 10 s
-# is copying pages it only reads (copy-on-read of Python objects after fork: pytorch/pytorch#13246).
-# Normal workers plateau after their first batches.
+# cpuwise choice: a worker whose private memory (USS; else RSS) grows by >= 20 MiB/min, by >= 25 % and by
+# >= 64 MiB over at least 4 s, after its first MEM_WARMUP_S, is copying pages it only reads (copy-on-read
+# of Python objects after fork: pytorch/pytorch#13246). Normal workers plateau after their first batches
+# (imports and the first prefetch are a step up in the first seconds, not growth). Private memory is read
+# only every few seconds (it is expensive), so two readings that far apart are a series; RSS needs three.
 MEM_GROWTH_BYTES_PER_MIN = 20 * 2**20
 MEM_GROWTH_RELATIVE = 0.25
-MEM_GROWTH_MIN_DURATION_S = 10.0
+MEM_GROWTH_MIN_BYTES = 64 * 2**20
+MEM_GROWTH_MIN_DURATION_S = 4.0
+# cpuwise choice: growth is high severity when several workers grow, or when the growth alone would fill
+# a typical training node's free memory (tens of GiB) within the hour: 512 MiB/min is 30 GiB an hour.
+MEM_GROWTH_HIGH_BYTES_PER_MIN = 512 * 2**20
+MEM_WARMUP_S = 2.0
 # cpuwise choice: swap growing by >= 64 MiB during the job means the job pushes pages out (a slowdown
 # of orders of magnitude on every touch of them); a constant swap level left by others is not the job's.
 SWAP_GROWTH_BYTES = 64 * 2**20
@@ -105,3 +125,24 @@ MEM_USED_HIGH = 0.90
 # GNU libgomp is not fork-safe (GCC bug 52303; pytorch/pytorch#17199), its worker threads do not exist
 # in the child, which then waits forever on a barrier/futex.
 OPENMP_STACK_MARKERS = ("gomp", "libgomp", "omp_", "kmp_", "libiomp", "openmp", "blas_thread")
+
+# --- Competing processes -----------------------------------------------------------------------------
+# cpuwise choice: the job competes for CPU when the machine is saturated (CPU_SATURATED) while processes
+# outside the job use at least OTHERS_SHARE of the usable cores, and the job itself wants CPU (at least
+# half a core, or its processes are runnable in at least half of their samples: a starved job gets little
+# CPU but stays runnable; a job that sleeps on reads loses nothing to a neighbour).
+CONTENTION_JOB_CPU = 0.5
+CONTENTION_RUNNABLE = 0.5
+
+# --- Worker start-up every epoch ------------------------------------------------------------------
+# cpuwise choice: fresh workers at each epoch (persistent_workers=False) are worth a finding when their
+# start-up wait is at least TF Profiler's moderate input-bound band (5 % of step time) over at least 2
+# restarts; at 20 % it is the main cost (high).
+STARTUP_MIN_RESTARTS = 2
+
+# --- Stragglers ----------------------------------------------------------------------------------------
+# cpuwise choice: ranks step together (every step ends in a collective), so a rank that waits for data a
+# high share of its step (TF Profiler's 20 %) more than the fastest rank makes the others wait for it.
+# Ranks whose step counts differ by more than 10 % are not in lock-step (the comparison does not hold).
+STRAGGLER_WAIT_GAP = 0.20
+STRAGGLER_STEP_SPREAD = 0.10

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpuwise.monitor.steps import StepCollector
+
 
 class ChannelReader:
     """Reads the new complete lines of a growing JSON-lines file; tolerates partial and bad lines."""
@@ -43,32 +45,47 @@ class ChannelReader:
 
 @dataclass
 class JobState:
-    """What the instrumented job has told the doctor so far."""
+    """What the instrumented job has told the doctor so far.
 
-    nexts: list[dict[str, Any]] = field(default_factory=list)
+    Args:
+        t0: the recording's start (time.perf_counter clock), for the step times.
+    """
+
+    t0: float = 0.0
     job_info: dict[str, Any] = field(default_factory=dict)
     pipeline_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[int, str] = field(default_factory=dict)
     faulthandler_pids: set[int] = field(default_factory=set)
-    last_progress: float | None = None  # perf_counter time of the latest delivery
+    steps: StepCollector = field(init=False)
     _dataloader_ids: set[Any] = field(default_factory=set)
+    _progress: float | None = None  # set by tests; else the steps' latest delivery
+
+    @property
+    def last_progress(self) -> float | None:
+        """perf_counter time of the latest delivery (a step's data arriving), None before the first."""
+        return self._progress if self._progress is not None else self.steps.last_progress
+
+    @last_progress.setter
+    def last_progress(self, value: float | None) -> None:
+        self._progress = value
 
     def __post_init__(self) -> None:
+        self.steps = StepCollector(self.t0)
         self.job_info.setdefault("instrumented", False)
         self.job_info.setdefault("step_source", None)
         self.job_info.setdefault("thread_pools", {})
         self.job_info.setdefault("dataloaders", [])
         self.job_info.setdefault("python_exception", None)
+        self.job_info.setdefault("exceptions", {})  # pid (str) -> the traceback that ended it
+        self.job_info.setdefault("exited", [])  # pids whose interpreter exited normally
+        self.job_info.setdefault("ranks", {})  # pid (str) -> rank facts (rank, world_size, launcher, ...)
 
     def ingest(self, events: list[dict[str, Any]]) -> None:
         """Fold channel records into the job's facts; records of unknown kinds are ignored."""
         for ev in events:
             kind, pid, p = ev.get("k"), ev.get("pid"), ev.get("p")
-            if kind == "next":
-                self.nexts.append(ev)
-                b = ev.get("b")
-                if isinstance(b, (int, float)):
-                    self.last_progress = max(self.last_progress or b, b)
+            if kind == "steps":
+                self.steps.ingest(ev)
                 continue
             if not isinstance(p, dict) or not isinstance(pid, int):
                 continue
@@ -78,6 +95,15 @@ class JobState:
                     self.faulthandler_pids.add(pid)
             elif kind == "role":
                 self.roles[pid] = str(p.get("role", "child"))
+            elif kind == "rank":
+                facts = self.job_info["ranks"].setdefault(str(pid), {})
+                facts.update({str(k): v for k, v in p.items()})
+                self.roles[pid] = "rank"
+            elif kind == "bye":
+                if pid not in self.job_info["exited"]:
+                    self.job_info["exited"].append(pid)
+            elif kind == "framework":
+                self.job_info["framework"] = {str(k): v for k, v in p.items()}
             elif kind == "thread_pools":
                 self.job_info["thread_pools"][str(pid)] = p
                 if p.get("role"):
@@ -86,9 +112,11 @@ class JobState:
                 key = (pid, p.get("id"))
                 if key not in self._dataloader_ids:
                     self._dataloader_ids.add(key)
-                    self.job_info["dataloaders"].append({k: v for k, v in p.items() if k != "id"})
+                    settings = {k: v for k, v in p.items() if k != "id"}
+                    self.job_info["dataloaders"].append({**settings, "pid": pid})
             elif kind == "exception":
                 self.job_info["python_exception"] = p.get("text")
+                self.job_info["exceptions"][str(pid)] = p.get("text")
             elif kind == "pipeline_stats":
                 self.pipeline_stats[str(p.get("pipeline", f"pid{pid}"))] = p
             elif kind == "job_info":

@@ -1,9 +1,12 @@
 """Real samplers: the job's process tree (plain /proc reads; psutil_tree.py elsewhere), the machine
 through /proc.
 
-Cheap by design (the doctor must cost the job <= 1 %): one process is three small file reads, the
-tree is re-walked only every few ticks, and USS (which needs /proc/PID/smaps_rollup) only every
-`uss_every` ticks. `process_backend(pid)` picks the fastest sampler that works here.
+Cheap by design (the doctor's budget: 1 % of one core per 10 sampled processes, see recorder.py): one
+process is one small file read per tick (/proc/PID/stat); its cumulative counters (status: context
+switches, io: bytes read) and the tree are re-read only every `refresh_every` ticks (rates need only
+their end points); private memory (/proc/PID/smaps_rollup, which costs far more) is read for at most
+one process per tick, within what the regular reads leave of the budget (`uss.UssBudget`).
+`process_backend(pid)` picks the fastest sampler that works here.
 """
 
 from __future__ import annotations
@@ -16,15 +19,25 @@ import psutil
 from cpuwise._schema import ProcessSample, SystemSample
 from cpuwise.monitor import proctree
 from cpuwise.monitor.backends import ProcessBackend
+from cpuwise.monitor.jobtree import JobTree
 from cpuwise.monitor.psutil_tree import PsutilProcessBackend
 from cpuwise.monitor.roles import is_mp_helper, role_of
 from cpuwise.monitor.uss import UssBudget
 
+# A worker's private memory grows while it imports and makes its first batches; growth after that is
+# what copy-on-read looks like. Its first reading waits this long (cpuwise choice: a few batches).
+PRIVATE_WARMUP_S = 2.0
 
-def process_backend(root_pid: int) -> ProcessBackend:
-    """The /proc sampler where the kernel offers what it needs, else the psutil one."""
+
+def process_backend(root_pid: int, tree: JobTree | None = None) -> ProcessBackend:
+    """The /proc sampler where the kernel offers what it needs, else the psutil one.
+
+    Args:
+        tree: how to find the job's processes (with the orphans the doctor adopted); default: the
+            tree under `root_pid`.
+    """
     if proctree.proc_available():
-        return ProcfsProcessBackend(root_pid)
+        return ProcfsProcessBackend(root_pid, tree=tree)
     return PsutilProcessBackend(root_pid)
 
 
@@ -32,15 +45,21 @@ class ProcfsProcessBackend:
     """Linux: samples the tree rooted at `root_pid` with plain reads of /proc/PID/{stat,status,io}."""
 
     def __init__(self, root_pid: int, *, refresh_every: int = 5, uss: UssBudget | None = None,
-                 proc: str = "/proc") -> None:
+                 proc: str = "/proc", tree: JobTree | None = None,
+                 private_warmup_s: float = PRIVATE_WARMUP_S) -> None:
         self.root_pid, self.proc = root_pid, proc
+        self.tree = tree if tree is not None else JobTree(root_pid, proc=proc)
         self.refresh_every = max(1, refresh_every)
         self.uss = uss or UssBudget()
+        self._auto_budget = uss is None  # a budget given by the caller is kept as it is
         self._pids: list[int] = [root_pid]
         self._prev_cpu: dict[int, tuple[float, float]] = {}
         self._tick = 0
         self._root_name: str | None = None
         self._helpers: dict[int, bool] = {}
+        self._counters: dict[int, tuple[int, int, int | None]] = {}  # pid -> last (ctx vol, invol, read)
+        self._first_seen: dict[int, float] = {}
+        self.private_warmup_s = private_warmup_s
 
     def _is_helper(self, pid: int) -> bool:
         """Whether `pid` is a multiprocessing helper (forkserver, resource tracker); read once per pid."""
@@ -57,22 +76,53 @@ class ProcfsProcessBackend:
     def pids(self) -> list[int]:
         return list(self._pids)
 
+    def private_budget(self, fraction: float) -> None:
+        """Let private-memory reads use `fraction` of one core from now on (the recorder gives them what
+        its regular ticks leave of its budget); a budget the caller gave is kept."""
+        if self._auto_budget:
+            self.uss.fraction = fraction
+
+    @property
+    def private_cpu_s(self) -> float:
+        """CPU spent on private-memory reads so far."""
+        return self.uss.cpu_s
+
     def sample(self, t: float, roles: dict[int, str]) -> list[ProcessSample]:
-        if self._tick % self.refresh_every == 0:
-            self._pids = proctree.tree(self.root_pid, self.proc) or [self.root_pid]
+        full = self._tick % self.refresh_every == 0
+        if full:
+            self._pids = self.tree.pids() or [self.root_pid]
         self._tick += 1
-        uss_pid = self.uss.pick(self._pids)
-        out: list[ProcessSample] = []
-        live: list[int] = []
+        raws: list[proctree.RawProc] = []
         for pid in self._pids:
-            raw = proctree.read_process(pid, self.proc)
+            raw = proctree.read_process(pid, self.proc, counters=full or pid not in self._counters)
             if raw is None:
                 self._prev_cpu.pop(pid, None)
+                self._counters.pop(pid, None)
+                self._first_seen.pop(pid, None)
                 self.uss.forget(pid)
                 continue
-            live.append(pid)
-            if pid == self.root_pid:
+            if full or pid not in self._counters:
+                self._counters[pid] = (raw.ctx_voluntary, raw.ctx_involuntary, raw.read_bytes)
+            else:
+                raw.ctx_voluntary, raw.ctx_involuntary, raw.read_bytes = self._counters[pid]
+            raws.append(raw)
+        for raw in raws:
+            if raw.pid == self.root_pid:
                 self._root_name = raw.name
+        role = {r.pid: role_of(r.pid, r.ppid, r.name, roles, self.root_pid, self._root_name,
+                               helper=self._is_helper(r.pid)) for r in raws}
+        faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
+        # Private memory matters where copy-on-read happens, the data workers (the rules read no other
+        # process's); so the budget goes to them alone, once they are past their start-up (imports, first
+        # batches: a step, not growth), and is full by then.
+        for pid in faults:
+            self._first_seen.setdefault(pid, t)
+        workers = {pid: n for pid, n in faults.items()
+                   if role[pid] == "worker" and t - self._first_seen[pid] >= self.private_warmup_s}
+        uss_pid = self.uss.pick(list(workers), workers)
+        out: list[ProcessSample] = []
+        for raw in raws:
+            pid = raw.pid
             prev = self._prev_cpu.get(pid)
             if prev is None:
                 try:
@@ -85,13 +135,13 @@ class ProcfsProcessBackend:
             self._prev_cpu[pid] = (t, raw.cpu_s)
             out.append(ProcessSample(
                 t=t, pid=pid, ppid=raw.ppid, name=raw.name,
-                role=role_of(pid, raw.ppid, raw.name, roles, self.root_pid, self._root_name,
-                             helper=self._is_helper(pid)),
+                role=role[pid],
                 cpu_percent=round(max(0.0, pct), 2), num_threads=raw.num_threads,
                 ctx_voluntary=raw.ctx_voluntary, ctx_involuntary=raw.ctx_involuntary,
-                rss_bytes=raw.rss_bytes, uss_bytes=self.uss.read(pid) if pid == uss_pid else None,
+                rss_bytes=raw.rss_bytes,
+                uss_bytes=self.uss.read(pid, raw.minflt) if pid == uss_pid else None,
                 read_bytes=raw.read_bytes, status=raw.state, cpu_core=raw.core))
-        self._pids = live
+        self._pids = [r.pid for r in raws]
         return out
 
 

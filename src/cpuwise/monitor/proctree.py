@@ -31,6 +31,7 @@ class RawProc:
     ctx_voluntary: int
     ctx_involuntary: int
     read_bytes: int | None
+    minflt: int = 0  # minor page faults (a copy-on-write copy is one)
 
 
 def read_file(path: str) -> bytes:
@@ -39,12 +40,17 @@ def read_file(path: str) -> bytes:
         return f.read()
 
 
-def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
-    """One process's counters, or None if it is gone (or became unreadable) meanwhile."""
+def read_process(pid: int, proc: str = "/proc", *, counters: bool = True) -> RawProc | None:
+    """One process's counters, or None if it is gone (or became unreadable) meanwhile.
+
+    Args:
+        counters: also read the cumulative counters of /proc/PID/status and /proc/PID/io (context
+            switches, bytes read); without, those fields are 0 / None and only `stat` is read.
+    """
     base = f"{proc}/{pid}"
     try:
         stat = read_file(base + "/stat")
-        status = read_file(base + "/status")
+        status = read_file(base + "/status") if counters else b""
     except OSError:
         return None
     head, _, rest = stat.rpartition(b")")
@@ -57,15 +63,17 @@ def read_process(pid: int, proc: str = "/proc") -> RawProc | None:
                 vol = int(line.split()[1])
             elif line.startswith(b"nonvoluntary_ctxt_switches:"):
                 invol = int(line.split()[1])
-        # Fields after "(comm)", 0-based: state 0, ppid 1, utime 11, stime 12, num_threads 17,
+        # Fields after "(comm)", 0-based: state 0, ppid 1, minflt 7, utime 11, stime 12, num_threads 17,
         # starttime 19, rss 21 (pages), processor 36 (proc(5)).
         raw = RawProc(pid=pid, ppid=int(f[1]), name=name, state=STATES.get(f[0].decode(), f[0].decode()),
                       cpu_s=(int(f[11]) + int(f[12])) / CLK_TCK, start_s=int(f[19]) / CLK_TCK,
                       num_threads=int(f[17]), rss_bytes=int(f[21]) * PAGE,
                       core=int(f[36]) if len(f) > 36 else None, ctx_voluntary=vol, ctx_involuntary=invol,
-                      read_bytes=None)
+                      read_bytes=None, minflt=int(f[7]))
     except (IndexError, ValueError):
         return None
+    if not counters:
+        return raw
     try:
         for line in read_file(base + "/io").splitlines():
             if line.startswith(b"read_bytes:"):

@@ -4,19 +4,48 @@ The recorder only collects: it owns the samplers (backends), reads the channel f
 fills a Recording. Any sampler error is noted once and sampling goes on; a process that exits
 between two samples is simply absent from the next one. Sample memory stays bounded on long jobs: past
 `max_ticks` samples, every other sample is dropped and the interval doubles (noted in the recording).
-Step records are kept whole (one per step), so they still grow with the number of steps.
+Steps arrive summarised per process and interval and are merged into bounded lanes (`steps.py`), so
+nothing here grows with the number of steps either.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
 
 from cpuwise._schema import GpuSample, PipelineStats, ProcessSample, Recording, SystemSample
+from cpuwise.errors import ConfigError
 from cpuwise.monitor.backends import GpuBackend, ProcessBackend, SystemBackend
 from cpuwise.monitor.events import ChannelReader, JobState
-from cpuwise.monitor.steps import build_steps, pick_source
+
+# One tick reads a few small /proc files per process (~0.1 ms of CPU each): below 10 ms between ticks the
+# sampler itself would take a noticeable share of a core, and the CPU ratios would cover too few jiffies
+# (USER_HZ = 100) to mean anything. Above a minute a job shorter than a few minutes gets fewer samples
+# than the rules need (3).
+MIN_INTERVAL_S = 0.01
+MAX_INTERVAL_S = 60.0
+# The doctor's CPU budget (issue 9): under 1 % of one core per 10 sampled processes. The recorder aims at
+# 0.85 % (its pace reacts to costs after they happened, so it keeps that margin). Regular ticks come
+# first, up to REGULAR_SHARE of it (past that the recorder samples less often than `interval`); private-
+# memory reads get what the ticks leave.
+SAMPLER_BUDGET_PER_10 = 0.0085
+REGULAR_SHARE = 0.7
+
+
+def sampler_budget(processes: int) -> float:
+    """The fraction of one core the doctor may use to sample `processes` processes."""
+    return SAMPLER_BUDGET_PER_10 * max(1.0, processes / 10.0)
+
+
+def check_interval(interval: float, name: str = "interval") -> float:
+    """`interval` if the sampler can keep it (a finite number of seconds in [MIN, MAX]), else ConfigError."""
+    if not isinstance(interval, int | float) or not math.isfinite(interval) or not (
+            MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S):
+        raise ConfigError(f"{name} must be a number of seconds between {MIN_INTERVAL_S:g} and "
+                          f"{MAX_INTERVAL_S:g}, got {interval!r}. The default, 0.1, suits most jobs.")
+    return float(interval)
 
 
 class Recorder:
@@ -26,11 +55,11 @@ class Recorder:
                  interval: float = 0.1, channel_path: str | Path | None = None,
                  t0: float | None = None, max_ticks: int = 3000) -> None:
         self.processes_backend, self.system_backend, self.gpu_backend = processes, system, gpu
-        self.interval = interval
+        self.interval = check_interval(interval)
         self.max_ticks = max(4, max_ticks)
         self._ticks: list[float] = []
         self.t0 = time.perf_counter() if t0 is None else t0
-        self.state = JobState()
+        self.state = JobState(self.t0)
         self.system: list[SystemSample] = []
         self.processes: list[ProcessSample] = []
         self.gpus: list[GpuSample] = []
@@ -41,6 +70,9 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._errors: set[str] = set()
+        self.sampler_cpu_s = 0.0  # CPU time of the sampling thread so far (its own cost)
+        self._tick_cost: float | None = None  # CPU of one regular tick (smoothed), for the pace
+        self._private_seen = 0.0
 
     def now(self) -> float:
         """Seconds since the recording started."""
@@ -109,11 +141,30 @@ class Recorder:
         lp = self.state.last_progress
         return None if lp is None else lp - self.t0
 
+    def _pace(self, tick_cpu_s: float) -> float:
+        """Seconds to the next tick: `interval`, longer when a tick costs more than the budget allows;
+        gives private-memory reads what the ticks leave of the budget."""
+        private = getattr(self.processes_backend, "private_cpu_s", 0.0)
+        regular = max(0.0, tick_cpu_s - (private - self._private_seen))
+        self._private_seen = private
+        self._tick_cost = regular if self._tick_cost is None else 0.8 * self._tick_cost + 0.2 * regular
+        budget = sampler_budget(len(self.processes_backend.pids()))
+        step = max(self.interval, self._tick_cost / (REGULAR_SHARE * budget))
+        set_private = getattr(self.processes_backend, "private_budget", None)
+        if set_private is not None:
+            set_private(max(0.0, budget - self._tick_cost / step))
+        return step
+
     def _run(self) -> None:
         next_t = time.perf_counter()
+        c0 = time.thread_time()
+        last_cpu = c0
         while not self._stop.is_set():
             self.tick()
-            next_t += self.interval
+            now_cpu = time.thread_time()
+            self.sampler_cpu_s = now_cpu - c0
+            next_t += self._pace(now_cpu - last_cpu)  # the tick and the wake-up before it
+            last_cpu = now_cpu
             delay = next_t - time.perf_counter()
             if delay < 0:  # fell behind (a slow tick): skip ahead rather than burst
                 next_t = time.perf_counter()
@@ -139,12 +190,17 @@ class Recorder:
         with self._lock:
             st = self.state
             rec.system, rec.processes, rec.gpus = self.system, self.processes, self.gpus
+            for p in rec.processes:  # what a process is (a rank, a worker) is known once it says so
+                role = st.roles.get(p.pid)
+                if role is not None and p.role != role and p.role != "main":
+                    p.role = role
             rec.interval_s = self.interval
-            rec.steps = build_steps(st.nexts, self.t0)
+            rec.step_lanes, rec.steps = st.steps.lanes()
             info = dict(st.job_info)
-            info["step_source"] = pick_source(st.nexts) if st.nexts else info.get("step_source")
+            info["step_source"] = st.steps.source() or info.get("step_source")
             rec.job_info.update(info)
             rec.pipeline_stats = [PipelineStats.from_dict(p) for p in st.pipeline_stats.values()]
             rec.gpu = self.gpu_backend.status
             rec.notes.extend(self.notes)
+            rec.doctor["sampler_cpu_s"] = round(self.sampler_cpu_s, 4)
         return rec

@@ -1,7 +1,8 @@
 """One self-contained HTML report: findings first, then plots over time (inline SVG, no scripts).
 
 Every string that comes from the recording goes through html.escape. Plots carry ids
-(plot-cpu-cores, plot-process-cpu, plot-gpu, plot-memory, plot-steps) so tests can find them.
+(plot-cpu-cores, plot-process-cpu, plot-gpu, plot-memory, plot-steps, plot-timeline) so tests can find
+them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from html import escape
 from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics, measure
+from cpuwise.diagnose.nodes import node_view, nodes_of
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
 
-ROLE_COLORS = {"main": "#2e86ab", "worker": "#e4572e", "child": "#8e6c8a"}
+ROLE_COLORS = {"main": "#2e86ab", "rank": "#1b4f72", "worker": "#e4572e", "child": "#8e6c8a"}
+WORKER_BUSY_COLOR = "#16a085"  # a data worker on the CPU, in the timeline
 STEP_COLORS = {"data-wait": "#e4572e", "compute": "#2e86ab", "sync": "#f3a712"}
 GIB = 2**30
 
@@ -30,7 +33,7 @@ def _section(title: str, body: str, caption: str = "") -> str:
     return f'<section class="card"><h2>{escape(title)}</h2>{cap}{body}</section>'
 
 
-def plot_cpu_cores(rec: Recording) -> str:
+def plot_cpu_cores(rec: Recording, suffix: str = "") -> str:
     """Heatmap: every core of the machine over time."""
     if not rec.system:
         return _note("No system samples were recorded.")
@@ -43,10 +46,10 @@ def plot_cpu_cores(rec: Recording) -> str:
         )
         for c in range(n)
     ]
-    return svg.heatmap("plot-cpu-cores", "CPU busy per core", xs, rows, x_label="time (s)")
+    return svg.heatmap("plot-cpu-cores" + suffix, "CPU busy per core", xs, rows, x_label="time (s)")
 
 
-def plot_process_cpu(rec: Recording, m: Metrics) -> str:
+def plot_process_cpu(rec: Recording, m: Metrics, suffix: str = "") -> str:
     """The job's cores over time, stacked by role, against the usable cores."""
     if not rec.processes:
         return _note("No process samples were recorded.")
@@ -57,7 +60,7 @@ def plot_process_cpu(rec: Recording, m: Metrics) -> str:
     roles = sorted({p.role for p in rec.processes}, key=lambda r: sm.ROLE_ORDER.get(r, 9))
     layers = [(r, ROLE_COLORS.get(r, "#7f8c8d"), [per_t[t][r] for t in xs]) for r in roles]
     return svg.stacked_area(
-        "plot-process-cpu",
+        "plot-process-cpu" + suffix,
         "CPU of the job's processes, stacked by role",
         xs,
         layers,
@@ -100,7 +103,7 @@ def plot_gpu(rec: Recording) -> str:
     )
 
 
-def plot_memory(rec: Recording) -> str:
+def plot_memory(rec: Recording, suffix: str = "") -> str:
     """RSS by role, the machine's used memory and (when any) swap over time."""
     if not rec.processes and not rec.system:
         return _note("No memory samples were recorded.")
@@ -119,23 +122,111 @@ def plot_memory(rec: Recording) -> str:
         series.append(
             svg.Series("swap used", "#c0392b", [(s.t, s.swap_used_bytes / GIB) for s in rec.system])
         )
-    return svg.line_chart("plot-memory", "Memory", series, x_label="time (s)", y_label="GiB")
+    return svg.line_chart("plot-memory" + suffix, "Memory", series, x_label="time (s)", y_label="GiB")
 
 
-def plot_steps(rec: Recording) -> str:
-    """One bar per step: data-wait, compute and sync."""
-    if not rec.steps:
+def step_intervals(m: Metrics) -> list[tuple[float, int, float, float, float]]:
+    """(interval start, steps, data-wait, compute, sync sums) of every lane, merged by start time."""
+    merged: dict[float, list[float]] = {}
+    for lane in m.lanes:
+        for iv in lane.intervals:
+            acc = merged.setdefault(round(iv.t, 3), [0, 0.0, 0.0, 0.0])
+            acc[0] += iv.n
+            acc[1] += iv.data_wait_s
+            acc[2] += iv.compute_s
+            acc[3] += iv.sync_s
+    return [(t, int(v[0]), v[1], v[2], v[3]) for t, v in sorted(merged.items()) if v[0] > 0]
+
+
+def plot_steps(m: Metrics) -> str:
+    """Per interval of the run, the mean step split into data-wait, compute and sync (every step counted)."""
+    rows = step_intervals(m)
+    if not rows:
         return _note(
             "Step split unavailable: no step records (not a Python job run with cpuwise instrumentation)."
         )
-    steps = sorted(rec.steps, key=lambda s: (s.t_start, s.index))
-    xs = [float(s.index) for s in steps]
+    xs = [t for t, *_ in rows]
     layers = [
-        ("data-wait", STEP_COLORS["data-wait"], [1e3 * s.data_wait_s for s in steps]),
-        ("compute", STEP_COLORS["compute"], [1e3 * s.compute_s for s in steps]),
-        ("sync", STEP_COLORS["sync"], [1e3 * s.sync_s for s in steps]),
+        ("data-wait", STEP_COLORS["data-wait"], [1e3 * w / n for _, n, w, _, _ in rows]),
+        ("compute", STEP_COLORS["compute"], [1e3 * c / n for _, n, _, c, _ in rows]),
+        ("sync", STEP_COLORS["sync"], [1e3 * s / n for _, n, _, _, s in rows]),
     ]
-    return svg.stacked_bars("plot-steps", "Step time per step", xs, layers, x_label="step", y_label="ms")
+    return svg.stacked_bars("plot-steps", "Mean step time over the run (every step, per interval)", xs,
+                            layers, x_label="time (s)", y_label="ms per step", integer_x=False)
+
+
+MAX_TIMELINE_STEPS = 600  # per lane: beyond it the timeline shows the last contiguous steps kept
+
+
+def timeline_window(rec: Recording, m: Metrics) -> tuple[float, float] | None:
+    """The span the timeline shows: the whole run when every step was kept and they are few, else the
+    last stretch where every lane has its steps whole (the recording keeps each lane's last steps)."""
+    by_lane: dict[int | None, list[float]] = defaultdict(list)
+    ends = []
+    for s in sorted(rec.steps, key=lambda s: (s.pid or 0, s.index)):
+        by_lane[s.pid].append(s.t_start)
+        ends.append(s.t_start + s.total_s)
+    if not ends:
+        return None
+    kept_all = sum(len(v) for v in by_lane.values()) >= sum(lane.n for lane in m.lanes)
+    if kept_all and max(len(v) for v in by_lane.values()) <= MAX_TIMELINE_STEPS:
+        return (min(min(v) for v in by_lane.values()), max(ends))
+    starts = []
+    for pid, times in by_lane.items():
+        idx = sorted(s.index for s in rec.steps if s.pid == pid)
+        run = 1
+        while run < len(idx) and run < MAX_TIMELINE_STEPS and idx[-run - 1] == idx[-run] - 1:
+            run += 1
+        starts.append(times[-run])
+    return (max(starts), max(ends))
+
+
+def plot_timeline(rec: Recording, m: Metrics) -> str:
+    """Gantt: a lane per training process (each rank) with its steps coloured by phase, and a lane per
+    data worker, busy (on the CPU) or idle."""
+    window = timeline_window(rec, m)
+    if window is None:
+        return _note("No step timeline: no step records.")
+    t0, t1 = window
+    rank_of = {r.pid: r.rank for r in m.ranks}
+    lanes: list[tuple[str, list[svg.Segment]]] = []
+    for pid in sorted({s.pid for s in rec.steps}, key=lambda p: (rank_of.get(p, -1) if p else -1, p or 0)):
+        segs: list[svg.Segment] = []
+        for s in rec.steps:
+            if s.pid != pid or s.t_start + s.total_s < t0 or s.t_start > t1:
+                continue
+            a = s.t_start
+            for part, dur in (("data-wait", s.data_wait_s), ("compute", s.compute_s), ("sync", s.sync_s)):
+                if dur > 0:
+                    segs.append((a, a + dur, STEP_COLORS[part], 1.0))
+                a += dur
+        alone = "training loop" if len(m.lanes) <= 1 else f"pid {pid}"
+        name = f"rank {rank_of[pid]}" if pid in rank_of else alone
+        lanes.append((name, segs))
+    workers: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    parents: dict[int, int] = {}
+    for p in sorted(rec.processes, key=lambda p: p.t):
+        if p.role == "worker":
+            workers[p.pid].append((p.t, p.cpu_percent))
+            parents[p.pid] = p.ppid
+    for pid, samples in sorted(workers.items(), key=lambda kv: (rank_of.get(parents[kv[0]], -1), kv[0])):
+        segs = []
+        for (ta, _), (tb, cpu) in zip(samples, samples[1:], strict=False):
+            if tb >= t0 and ta <= t1:
+                segs.append((ta, tb, WORKER_BUSY_COLOR, max(0.08, min(1.0, cpu / 100.0))))
+        owner = f" (rank {rank_of[parents[pid]]})" if parents.get(pid) in rank_of else ""
+        lanes.append((f"worker {pid}{owner}", segs))
+    legend = [("data-wait", STEP_COLORS["data-wait"]), ("compute", STEP_COLORS["compute"]),
+              ("sync", STEP_COLORS["sync"]), ("worker busy (darker = more CPU)", WORKER_BUSY_COLOR)]
+    return svg.gantt("plot-timeline", "Timeline: steps per rank, data workers busy / idle", lanes,
+                     x_range=(t0, t1), legend_items=legend)
+
+
+def _ranks_table(m: Metrics) -> str:
+    if not m.ranks:
+        return ""
+    caption = f'<p class="caption">{escape(sm.ranks_caption(m))}</p>'
+    return _table(sm.RANK_HEADER, sm.rank_rows(m), "num") + caption
 
 
 def _finding_html(i: int, f: Finding) -> str:
@@ -238,18 +329,32 @@ def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = Non
         _section("Findings", "".join(_finding_html(i, f) for i, f in enumerate(findings, 1))),
         _section(
             "Step time",
-            _steps_table(m) + plot_steps(rec),
-            "Each bar is one step: time blocked waiting for data, computing, and waiting on the device.",
+            _steps_table(m) + plot_steps(m),
+            "Each bar is one interval of the run: the mean step's time blocked waiting for data, computing, "
+            "and waiting on the device.",
         ),
-        _section("CPU per core", plot_cpu_cores(rec), "Whole machine, every core (darker = busier)."),
         _section(
-            "CPU per process",
-            plot_process_cpu(rec, m) + _process_table(rec),
-            "The job's process tree; 1.0 = one full core.",
+            "Timeline",
+            plot_timeline(rec, m) + _ranks_table(m),
+            "One lane per training process (each rank) with its steps coloured by phase, and one per data "
+            "worker, darker when busy on the CPU. A long run shows its last stretch of whole steps.",
         ),
-        _section("GPU", plot_gpu(rec), f"SM metric: {rec.gpu.sm_metric}" if rec.gpu.sm_metric else ""),
-        _section("Memory", plot_memory(rec), "RSS counts shared pages in every process that maps them."),
     ]
+    # A recording merged from several nodes shows each machine on its own.
+    views = [(f" on {n}", f"-{i}", node_view(rec, n)) for i, n in enumerate(nodes_of(rec))] or [("", "", rec)]
+    for where, suffix, view in views:
+        vm = m if view is rec else measure(view)
+        parts += [
+            _section(f"CPU per core{where}", plot_cpu_cores(view, suffix),
+                     "Whole machine, every core (darker = busier)."),
+            _section(f"CPU per process{where}", plot_process_cpu(view, vm, suffix) + _process_table(view),
+                     "The job's process tree; 1.0 = one full core."),
+        ]
+    sm_metric = f"SM metric: {rec.gpu.sm_metric}" if rec.gpu.sm_metric else ""
+    parts.append(_section("GPU", plot_gpu(rec), sm_metric))
+    for where, suffix, view in views:
+        parts.append(_section(f"Memory{where}", plot_memory(view, suffix),
+                              "RSS counts shared pages in every process that maps them."))
     if rec.pipeline_stats:
         parts.append(_section("cpuwise.data pipeline", _pipelines(rec)))
     if rec.stacks:

@@ -19,7 +19,7 @@ from cpuwise._schema import (
 from cpuwise.diagnose.evidence import describe_exit
 from cpuwise.diagnose.metrics import Metrics
 
-ROLE_ORDER = {"main": 0, "worker": 1, "child": 2}
+ROLE_ORDER = {"main": 0, "rank": 1, "worker": 2, "child": 3}
 
 _ENDINGS = {
     END_EXITED: "ran to completion",
@@ -115,6 +115,33 @@ def process_rows(rec: Recording) -> list[ProcRow]:
         )
     rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.pid))
     return rows
+
+
+RANK_HEADER = ["rank", "pid", "steps", "data-wait", "compute", "sync", "step ms", "workers", "CPU", "GPU",
+               "ended"]
+
+
+def rank_rows(m: Metrics) -> list[list[str]]:
+    """One row per rank of a distributed job: its step split, workers, CPU, GPU and how it ended."""
+    rows = []
+    for r in m.ranks:
+        s = r.steps
+        split = ([f"{100 * s.wait_share:.0f} %", f"{100 * s.compute_share:.0f} %",
+                  f"{100 * s.sync_share:.0f} %", f"{1e3 * s.mean_total_s:.1f}"]
+                 if s is not None else ["-", "-", "-", "-"])
+        workers = f"{r.workers_seen}/{r.workers_configured if r.workers_configured is not None else '?'}"
+        each = f" ({r.worker_cpu_each:.2f} each)" if r.worker_cpu_each is not None else ""
+        rows.append([f"{r.rank}" + (f" @{r.node}" if r.node else ""), str(r.pid),
+                     str(r.lane.n if r.lane is not None else 0), *split, workers + each,
+                     f"{r.cpu_cores:.2f}", "-" if r.gpu is None else str(r.gpu), r.ending])
+    return rows
+
+
+def ranks_caption(m: Metrics) -> str:
+    """Who launched the ranks, and how to read the table."""
+    launchers = sorted({r.launcher for r in m.ranks if r.launcher})
+    return (f"{len(m.ranks)} ranks" + (f", launched by {', '.join(launchers)}" if launchers else "")
+            + "; workers: seen at once / configured; CPU: cores of the rank process itself.")
 
 
 def gpu_text(rec: Recording, m: Metrics) -> str:

@@ -79,13 +79,14 @@ def _fmt(v: float) -> str:
 class Frame:
     """Maps data to pixels and draws the axes."""
 
-    def __init__(self, x0: float, x1: float, y1: float, width: int = W, height: int = H) -> None:
+    def __init__(self, x0: float, x1: float, y1: float, width: int = W, height: int = H,
+                 ml: int = ML) -> None:
         self.x0, self.x1 = x0, x1 if x1 > x0 else x0 + 1.0
         self.y1 = y1 if y1 > 0 else 1.0
-        self.w, self.h = width, height
+        self.w, self.h, self.ml = width, height, ml
 
     def x(self, v: float) -> float:
-        return ML + (v - self.x0) / (self.x1 - self.x0) * (self.w - ML - MR)
+        return self.ml + (v - self.x0) / (self.x1 - self.x0) * (self.w - self.ml - MR)
 
     def y(self, v: float) -> float:
         return self.h - MB - min(max(v, 0.0), self.y1) / self.y1 * (self.h - MT - MB)
@@ -213,8 +214,9 @@ def stacked_area(plot_id: str, title: str, xs: list[float], layers: list[Layer],
 
 
 def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer], *, x_label: str,
-                 y_label: str) -> str:
-    """One bar per x (e.g. per step), split into layers; more than MAX_POINTS bars are averaged."""
+                 y_label: str, integer_x: bool = True) -> str:
+    """One bar per x (e.g. per step or per interval), split into layers; more than MAX_POINTS bars are
+    averaged."""
     groups = bins(len(xs))
     if groups is not None:
         xs = bin_means(xs, groups)
@@ -227,8 +229,9 @@ def stacked_bars(plot_id: str, title: str, xs: list[float], layers: list[Layer],
         # A few slow steps (warm-up, a checkpoint) would flatten the rest: clip them and mark them.
         peak = ordered[int(0.95 * (n - 1))] * 1.3
     top = nice_max(peak * 1.05)
-    f = Frame(xs[0] - 0.5 if xs else 0.0, xs[-1] + 0.5 if xs else 1.0, top)
-    body = f.axes(x_label, y_label, integer_x=True)
+    pad = 0.5 if integer_x or n < 2 else (xs[-1] - xs[0]) / (n - 1) / 2
+    f = Frame(xs[0] - pad if xs else 0.0, xs[-1] + pad if xs else 1.0, top)
+    body = f.axes(x_label, y_label, integer_x=integer_x)
     bw = max(1.0, (f.w - ML - MR) / max(1, n) * 0.8)
     for i, x in enumerate(xs):
         if totals[i] > top:
@@ -299,4 +302,34 @@ def heatmap(
         for k in range(5)
     ]
     body.append(f'<text class="legend" x="{ML + 206}" y="20">0 % → 100 % busy</text>')
+    return _svg(plot_id, body, title, height=height)
+
+
+Segment = tuple[float, float, str, float]  # (start, end, colour, opacity) of a Gantt bar
+
+
+def gantt(plot_id: str, title: str, lanes: list[tuple[str, list[Segment]]], *, x_range: tuple[float, float],
+          legend_items: Sequence[tuple[str, str]], x_label: str = "time (s)") -> str:
+    """A Gantt-style timeline: one row per lane (a rank, a data worker), its segments as coloured bars."""
+    row_h, ml = 22, 150  # room for lane names such as "worker 12345 (rank 3)"
+    height = MT + MB + row_h * max(1, len(lanes))
+    f = Frame(x_range[0], x_range[1], 1.0, height=height, ml=ml)
+    body: list[str] = []
+    for r, (name, segments) in enumerate(lanes):
+        y = MT + r * row_h
+        body.append(f'<text class="tick" x="{ml - 6}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
+                    f"{escape(name)}</text>")
+        body.append(f'<line class="grid" x1="{ml}" y1="{y + row_h:.1f}" x2="{W - MR}" y2="{y + row_h:.1f}"/>')
+        for t0, t1, color, opacity in segments:
+            if t1 < x_range[0] or t0 > x_range[1]:
+                continue
+            x0, x1 = f.x(max(t0, x_range[0])), f.x(min(t1, x_range[1]))
+            op = f' fill-opacity="{opacity:.2f}"' if opacity < 1 else ""
+            body.append(f'<rect x="{x0:.1f}" y="{y + 3:.1f}" width="{max(0.4, x1 - x0):.1f}" '
+                        f'height="{row_h - 6}" fill="{color}"{op}/>')
+    body += f.x_ticks()
+    body.append(
+        f'<text class="label" x="{W - MR}" y="{height - 4}" text-anchor="end">{escape(x_label)}</text>'
+    )
+    body += legend(legend_items)
     return _svg(plot_id, body, title, height=height)

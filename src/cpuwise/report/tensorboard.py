@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from cpuwise._optional import available
-from cpuwise._schema import Recording
+from cpuwise._schema import Recording, StepLane
+from cpuwise.diagnose.metrics import lanes_of
+
+
+def lane_name(lane: StepLane) -> str:
+    """'rank1', 'node-b_rank1' or 'pid1234': how a lane is named in tags and tables."""
+    who = f"rank{lane.rank}" if lane.rank is not None else f"pid{lane.pid}"
+    return f"{lane.node}_{who}" if lane.node else who
 
 
 def _writer(log_dir: Path) -> Any:
@@ -48,11 +55,23 @@ def write_tensorboard(rec: Recording, out_dir: Path) -> tuple[Path | None, str]:
     log_dir = out_dir / "tb"
     w = _writer(log_dir)
     try:
-        for s in sorted(rec.steps, key=lambda s: (s.t_start, s.index)):
-            w.add_scalar("step/data_wait_ms", 1e3 * s.data_wait_s, s.index)
-            w.add_scalar("step/compute_ms", 1e3 * s.compute_s, s.index)
-            w.add_scalar("step/sync_ms", 1e3 * s.sync_s, s.index)
-            w.add_scalar("step/total_ms", 1e3 * s.total_s, s.index)
+        lanes = lanes_of(rec)
+        for lane in lanes:
+            # One point per interval (never per step: a job can make tens of thousands a second), at the
+            # number of steps done by its end, so the x axis still counts training steps.
+            tag = "step" if len(lanes) == 1 else f"step_{lane_name(lane)}"
+            done = 0
+            for iv in lane.intervals:
+                if iv.n <= 0:
+                    continue
+                done += iv.n
+                w.add_scalar(f"{tag}/data_wait_ms", 1e3 * iv.data_wait_s / iv.n, done)
+                w.add_scalar(f"{tag}/compute_ms", 1e3 * iv.compute_s / iv.n, done)
+                w.add_scalar(f"{tag}/sync_ms", 1e3 * iv.sync_s / iv.n, done)
+                total = iv.data_wait_s + iv.compute_s + iv.sync_s
+                w.add_scalar(f"{tag}/total_ms", 1e3 * total / iv.n, done)
+                w.add_scalar(f"{tag}/p90_ms", 1e3 * iv.p90_s, done)
+                w.add_scalar(f"{tag}/steps_per_s", iv.n / iv.dt, done)
         for i, ss in enumerate(rec.system):
             w.add_scalar("cpu/machine_busy_cores", sum(ss.cpu_percent_per_core) / 100.0, i)
         per_t: dict[float, dict[str, float]] = defaultdict(lambda: defaultdict(float))

@@ -98,6 +98,17 @@ def _processes(rec: Recording, m: Metrics) -> RenderableType:
     return table
 
 
+def _ranks(m: Metrics) -> list[RenderableType]:
+    if not m.ranks:
+        return []
+    table = Table(title="Ranks", title_justify="left", caption=sm.ranks_caption(m), caption_justify="left")
+    for col in sm.RANK_HEADER:
+        table.add_column(col, justify="left" if col in ("ended", "workers") else "right")
+    for row in sm.rank_rows(m):
+        table.add_row(*row)
+    return [table]
+
+
 def _stacks(rec: Recording) -> list[RenderableType]:
     out: list[RenderableType] = []
     for pid, text in sorted(rec.stacks.items()):
@@ -135,7 +146,7 @@ def render_summary(rec: Recording, findings: list[Finding], m: Metrics | None = 
     parts: list[RenderableType] = [_header(rec, findings), Text("")]
     for i, f in enumerate(findings, 1):
         parts += [_finding(i, f), Text("")]
-    parts += [_steps(m), _processes(rec, m), Text(sm.gpu_text(rec, m))]
+    parts += [_steps(m), *_ranks(m), _processes(rec, m), Text(sm.gpu_text(rec, m))]
     parts += _pipelines(rec)
     if rec.stacks and rec.end_reason == END_HUNG:
         parts += _stacks(rec)

@@ -23,6 +23,7 @@ left. A report lists what went wrong (`problems`) with counts and the memory use
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -230,7 +231,10 @@ def _consume(ds: Dataset, files: Files, plan: dict[int, str], done: int, deliver
                 event = "resume"  # more kills would trip the pool's give-up rule (by design): restart
             if event == "kill" and ds.worker_pids():
                 _KILLS[id(ds)] = _KILLS.get(id(ds), 0) + 1
-                os.kill(rng.choice(ds.worker_pids()), signal.SIGKILL)
+                # The pool may have reaped a worker an earlier kill ended and not yet listed its
+                # replacement: that worker is already dead, which is what the event wanted.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(rng.choice(ds.worker_pids()), signal.SIGKILL)
             elif event == "interrupt":
                 state, kept = ds.state_dict(), len(delivered)
                 for _ in range(rng.randint(0, 2)):  # read on past the checkpoint: lost on restart

@@ -73,6 +73,17 @@ class FakeJob:
     exception: str | None = None
     pipeline: bool = False
     seed: int = 0
+    # Distributed: `ranks` training processes (each with `workers` workers) under a launcher process;
+    # `slow_rank` waits `wait_s` for data while the others wait for it in the gradient all-reduce.
+    ranks: int = 0
+    slow_rank: int | None = None
+    # Epochs of `epoch_steps` steps whose first step waits `startup_s` more (fresh workers every epoch).
+    epoch_steps: int | None = None
+    startup_s: float = 0.0
+    persistent_workers: bool = False
+    framework: dict[str, Any] | None = None  # what a framework callback reports (job_info["framework"])
+    quota_cores: float | None = None  # a cgroup CPU quota below the `logical_cores` the machine shows
+    logical_cores: int | None = None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -104,7 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "compute_s": 0.3,
         "main_cpu": 1.0,
         "worker_cpu": 0.2,
-        "worker_uss_growth": 3 * MIB,
+        "worker_uss_growth": 6 * MIB,
     },
     "swap": {"wait_s": 0.001, "compute_s": 0.1, "main_cpu": 1.5, "worker_cpu": 0.2, "swap_growth": 900 * MIB},
     "hung": {"end_reason": END_HUNG, "exit_code": -9, "hang_after_s": 3.0},
@@ -119,6 +130,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "no_steps": {"steps": 0, "wait_s": 0.0, "main_cpu": 1.8, "worker_cpu": 0.0, "workers": 0},
     "pipeline": {"pipeline": True},
+    # A one-core CPU hog beside a 2-core job that keeps the machine busy: the job gets what is left.
+    "contention": {"other_cpu": 1.0, "wait_s": 0.002, "compute_s": 0.1, "main_cpu": 1.0, "worker_cpu": 0.5},
+    # 8-step epochs, each starting 2 fresh workers that take 0.6 s before the first batch.
+    "worker_startup": {"epoch_steps": 8, "startup_s": 0.6, "wait_s": 0.004, "compute_s": 0.05,
+                       "main_cpu": 0.9, "worker_cpu": 0.4},
+    # 2 DDP ranks with one worker each; rank 1's samples cost 4x to prepare, so rank 0 waits for it.
+    "straggler": {"ranks": 2, "slow_rank": 1, "workers": 1, "wait_s": 0.08, "compute_s": 0.04,
+                  "main_cpu": 0.6, "worker_cpu": 0.9},
+    # 2 DDP ranks, both input-bound alike.
+    "ddp": {"ranks": 2, "workers": 1, "wait_s": 0.06, "compute_s": 0.04, "main_cpu": 0.4, "worker_cpu": 0.55},
+    # A 2-core container quota on a 16-core host: torch sizes its pool from the 16.
+    "quota": {"quota_cores": 2.0, "logical_cores": 16, "main_threads": 16, "wait_s": 0.001, "compute_s": 0.1,
+              "main_cpu": 1.95, "worker_cpu": 0.05, "inv_cs_per_core_s": 600.0, "runqueue": 9.0},
 }
 
 OMP_STACK = (
@@ -138,17 +162,37 @@ def fake_recording(name: str = "input_bound", **overrides: Any) -> Recording:
     return build(replace(FakeJob(), **{**PRESETS[name], **overrides}))
 
 
-def _steps(job: FakeJob, rng: random.Random, start: float) -> list[StepRecord]:
+def _steps(job: FakeJob, rng: random.Random, start: float, pid: int = 1000, wait_s: float | None = None,
+           compute_s: float | None = None) -> list[StepRecord]:
     out, t = [], start
+    wait_s = job.wait_s if wait_s is None else wait_s
+    compute_s = job.compute_s if compute_s is None else compute_s
     for i in range(job.steps):
         warm = i < 2
-        wait = (0.8 if warm else job.wait_s) * rng.uniform(0.8, 1.2)
-        comp = job.compute_s * rng.uniform(0.9, 1.1)
+        first = job.epoch_steps is not None and i % job.epoch_steps == 0
+        wait = (0.8 if warm else wait_s) * rng.uniform(0.8, 1.2) + (job.startup_s if first and i else 0.0)
+        comp = compute_s * rng.uniform(0.9, 1.1)
         sync = job.sync_s * rng.uniform(0.8, 1.2)
         if job.hang_after_s is not None and t + wait + comp + sync > job.hang_after_s:
             break
-        out.append(StepRecord(i, round(t, 4), wait, comp, sync, pid=1000))
+        out.append(StepRecord(i, round(t, 4), wait, comp, sync, pid=pid, epoch_start=first or i == 0))
         t += wait + comp + sync
+    return out
+
+
+def _rank_steps(job: FakeJob, rng: random.Random, start: float) -> list[StepRecord]:
+    """Every rank's steps, in lock-step (each ends in a collective): the slowest rank (`slow_rank`, else
+    every rank alike) waits `wait_s` for data; the others spend that time in the all-reduce inside
+    backward (measured as compute)."""
+    lead = _steps(job, rng, start, pid=1100 + (job.slow_rank or 0))
+    out: list[StepRecord] = []
+    for r in range(job.ranks):
+        if job.slow_rank is None or r == job.slow_rank:
+            out += [replace(s, pid=1100 + r) for s in lead]
+            continue
+        for s in lead:
+            wait = min(s.data_wait_s, 0.002 * rng.uniform(0.8, 1.2))
+            out.append(replace(s, pid=1100 + r, data_wait_s=wait, compute_s=s.total_s - s.sync_s - wait))
     return out
 
 
@@ -156,22 +200,31 @@ def build(job: FakeJob) -> Recording:
     """The Recording a doctor run of `job` would produce."""
     rng = random.Random(job.seed)
     start = 1.0  # interpreter start, imports, worker start-up
-    steps = _steps(job, rng, start)
-    train_end = steps[-1].t_start + steps[-1].total_s if steps else start + 6.0
+    steps = _rank_steps(job, rng, start) if job.ranks else _steps(job, rng, start)
+    train_end = max((s.t_start + s.total_s for s in steps), default=start + 6.0)
     duration = train_end + (8.0 if job.end_reason == END_HUNG else 0.3)
     n = int(duration / job.interval_s)
     procs: list[ProcessSample] = []
     system: list[SystemSample] = []
     gpus: list[GpuSample] = []
     cum: dict[int, list[float]] = {}
-    pids = [1000] + [1001 + w for w in range(job.workers)]
+    trainers = [1100 + r for r in range(job.ranks)] or [1000]
+    workers_of = {tr: [tr + 100 + 10 * i + w for w in range(job.workers)] if job.ranks else
+                  [1001 + w for w in range(job.workers)] for i, tr in enumerate(trainers)}
+    parent = {w: tr for tr, ws in workers_of.items() for w in ws}
+    parent.update({tr: 1000 for tr in trainers if tr != 1000})
+    pids = [1000] + [tr for tr in trainers if tr != 1000] + [w for ws in workers_of.values() for w in ws]
+    role = {p: "worker" if p in parent and parent[p] != 1000 or (not job.ranks and p != 1000) else
+            ("rank" if p in trainers and job.ranks else "main") for p in pids}
     for k in range(1, n + 1):
         t = round(k * job.interval_s, 3)
         active = start <= t <= (job.hang_after_s or train_end)
         busy = 0.0
         alive = [p for p in pids if p == 1000 or t >= start]
+        cpu_of = {"worker": job.worker_cpu, "rank": job.main_cpu,
+                  "main": job.main_cpu if not job.ranks else 0.02}
         want = {
-            p: ((job.worker_cpu if p != 1000 else job.main_cpu) if active else (0.3 if t < start else 0.0))
+            p: (cpu_of[role[p]] if active else (0.3 if t < start else 0.0))
             * rng.uniform(0.85, 1.1)
             * bool(cum.get(p))
             for p in alive
@@ -179,13 +232,13 @@ def build(job: FakeJob) -> Recording:
         # The machine has job.cores cores: what the processes want is scaled down to what is left.
         scale = min(1.0, max(0.0, job.cores - job.other_cpu) / max(1e-9, sum(want.values())))
         for pid in alive:
-            worker = pid != 1000
+            worker = role[pid] == "worker"
             cpu = want[pid] * scale
             busy += cpu
             c = cum.setdefault(pid, [0.0, 0.0, 0.0])
             c[0] += 150 * job.interval_s
             c[1] += job.inv_cs_per_core_s * job.cores / len(pids) * job.interval_s * (1 if active else 0.05)
-            c[2] += (job.read_rate / max(1, job.workers) if worker else 0.0) * job.interval_s * active
+            c[2] += (job.read_rate / max(1, len(parent)) if worker else 0.0) * job.interval_s * active
             base = 300 * MIB if worker else 900 * MIB
             uss = (70 * MIB if worker else 600 * MIB) + (job.worker_uss_growth * (t - start) if worker else 0)
             state = (
@@ -197,9 +250,9 @@ def build(job: FakeJob) -> Recording:
                 ProcessSample(
                     t=t,
                     pid=pid,
-                    ppid=999 if pid == 1000 else 1000,
+                    ppid=parent.get(pid, 999),
                     name="python",
-                    role="worker" if worker else "main",
+                    role=role[pid],
                     cpu_percent=round(100 * cpu, 1),
                     num_threads=(job.worker_threads + 3) if worker else (job.main_threads + 6),
                     ctx_voluntary=int(c[0]),
@@ -243,14 +296,15 @@ def build(job: FakeJob) -> Recording:
                 )
             )
     pools: dict[str, Any] = {
-        "1000": {
+        str(tr): {
             "role": "main",
             "torch_intra": job.main_threads,
             "torch_interop": job.main_threads,
             "native": [{"library": "libgomp", "api": "openmp", "threads": job.main_threads}],
         }
+        for tr in trainers
     }
-    for pid in pids[1:]:
+    for pid in (p for p in pids if role[p] == "worker"):
         pools[str(pid)] = {
             "role": "worker",
             "torch_intra": 1,
@@ -266,9 +320,9 @@ def build(job: FakeJob) -> Recording:
         end_reason=job.end_reason,
         exit_code=job.exit_code,
         host={
-            "logical_cores": job.cores,
-            "affinity_cores": job.cores,
-            "quota": {"cores": None, "source": "none"},
+            "logical_cores": job.logical_cores or job.cores,
+            "affinity_cores": job.logical_cores or job.cores,
+            "quota": {"cores": job.quota_cores, "source": "cgroup v2 cpu.max" if job.quota_cores else "none"},
             "usable_cores": job.cores,
             "memory_total_bytes": 8 * GIB,
             "memory_limit_bytes": None,
@@ -295,11 +349,17 @@ def build(job: FakeJob) -> Recording:
                     "num_workers": job.workers,
                     "batch_size": 64,
                     "pin_memory": job.gpu,
-                    "persistent_workers": False,
+                    "persistent_workers": job.persistent_workers,
                     "prefetch_factor": 2,
+                    "pid": tr,
                 }
+                for tr in trainers
             ],
             "python_exception": job.exception,
+            "ranks": {str(tr): {"rank": r, "world_size": job.ranks, "local_rank": r, "backend": "gloo",
+                                "launcher": "torch.multiprocessing.spawn"}
+                      for r, tr in enumerate(trainers)} if job.ranks else {},
+            **({"framework": job.framework} if job.framework else {}),
         },
         pipeline_stats=stats,
         stacks=job.stacks or ({str(p): OMP_STACK for p in pids} if job.end_reason == END_HUNG else {}),

@@ -55,12 +55,17 @@ CASES: dict[str, Case] = {
     "input_bound_cpu_saturated": Case("input_bound"),
     "too_few_workers": Case("too_few_workers"),
     "io_bound": Case("io_bound"),
-    # 4 cores, workers at 30 % of a core each: neither the CPU nor the workers are busy, no I/O signal.
-    "input_bound": Case("input_bound", {"cores": 4, "worker_cpu": 0.3, "main_cpu": 0.3}),
+    # 4 cores, workers at 30 % of a core each while the main process stays busy through its data-wait (a
+    # pin_memory thread): neither the CPU nor the workers are busy, and the workers are not the ones waiting.
+    "input_bound": Case("input_bound", {"cores": 4, "worker_cpu": 0.3, "main_cpu": 0.9}),
     "swap": Case("swap"),
     "memory_growth": Case("memory_growth"),
     "sync_stalls": Case("sync_stalls"),
     "gpu_underused": Case("gpu_underused"),
+    "cpu_contention": Case("contention"),
+    "worker_startup": Case("worker_startup"),
+    # two ranks both input-bound alike: no straggler, the input-bound finding covers it
+    "straggler": Case("straggler", quiet="ddp"),
     "healthy": Case("compute", quiet="input_bound"),
     "insufficient_data": Case("input_bound", {"steps": 4}),
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -155,10 +153,11 @@ def test_doctor_channel_gets_one_note_per_batch(tmp_path) -> None:  # type: igno
         assert len(list(to_torch(_batches(3)))) == 3
     finally:
         channel.set_path(None)
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    nexts = [r for r in rows if r["k"] == "next"]
-    assert [r["end"] for r in nexts] == [False, False, False, True]
-    assert all(r["b"] >= r["a"] for r in nexts)
+    from cpuwise.testing.channel import step_lanes
+
+    (lane,) = step_lanes(path)
+    assert lane.n == 3 and lane.epoch_starts == 1  # a step per batch; the iteration's end closes the last
+    assert lane.data_wait_s >= 0 and lane.compute_s >= 0
 
 
 def test_on_a_cpuwise_pipeline_resume_and_single_reporting(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -176,8 +175,11 @@ def test_on_a_cpuwise_pipeline_resume_and_single_reporting(tmp_path) -> None:  #
     finally:
         channel.set_path(None)
     assert sorted(order) == list(range(10))
-    nexts = [r for r in map(json.loads, path.read_text().splitlines()) if r["k"] == "next"]
-    assert len(nexts) == 5 and len({r["it"] for r in nexts}) == 1  # the engine reports; we do not repeat it
+    from cpuwise.testing.channel import step_lanes, step_sources
+
+    (lane,) = step_lanes(path)
+    assert lane.n == 4 and lane.epoch_starts == 1  # one iteration of 4 batches
+    assert step_sources(path) == {"cpuwise.data"}  # the engine reports; we do not repeat it
     ds.set_epoch(0)
     got = []
     for _, y in it:

@@ -35,8 +35,10 @@ def test_stats_shape_names_and_doctor_hooks(tmp_path: Path) -> None:
     assert st["stages"][1]["workers"] == 2 and st["stages"][1]["items"] == 30
     json.dumps(st)  # plain data
     lines = [json.loads(line) for line in channel_file.read_text().splitlines()]
-    nexts = [rec for rec in lines if rec["k"] == "next"]
-    assert len(nexts) == 5 and nexts[-1]["end"] is True and all(r["a"] <= r["b"] for r in nexts)
+    from cpuwise.testing.channel import step_lanes
+
+    (lane,) = step_lanes(channel_file)
+    assert lane.n == 4 and lane.epoch_starts == 1 and lane.data_wait_s >= 0  # 4 batches, the end closes
     assert any(rec["k"] == "pipeline_stats" and rec["p"]["items_out"] == 4 for rec in lines)
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 # The registration lines: one per rule module.
 from cpuwise.diagnose.rules import (  # noqa: F401 - importing a rule module registers its @rule functions
+    contention,
     crashed,
     gpu_underused,
     hung,
     input_bound,
     memory_growth,
     oversubscribed,
+    straggler,
     swap,
     sync_stalls,
     verdicts,
+    worker_startup,
 )

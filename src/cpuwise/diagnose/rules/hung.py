@@ -40,11 +40,12 @@ def hung(rec: Recording, m: Metrics) -> list[Finding]:
     if rec.end_reason != END_HUNG:
         return []
     evidence = []
-    if rec.steps:
-        last = max(rec.steps, key=lambda s: s.t_start + s.total_s)
-        end = last.t_start + last.total_s
+    lanes = [lane for lane in m.lanes if lane.n]
+    if lanes:
+        last = max(lanes, key=lambda lane: lane.end_t)
         evidence.append(
-            f"last step #{last.index} ended at {end:.1f} s; no progress for {rec.duration_s - end:.1f} s"
+            f"last step #{last.n - 1} ended at {last.end_t:.1f} s; no progress for "
+            f"{rec.duration_s - last.end_t:.1f} s"
         )
     else:
         evidence.append(NO_STEPS)

@@ -51,6 +51,19 @@ def pool_oversubscription(rec: Recording, m: Metrics) -> tuple[str | None, list[
     return None, ev
 
 
+def _quota_line(rec: Recording, m: Metrics) -> list[str]:
+    """The container's CPU quota when it is smaller than the cores the job can see (libraries size their
+    thread pools from the visible cores, the scheduler gives the quota)."""
+    quota = rec.host.get("quota") if isinstance(rec.host, dict) else None
+    cores = quota.get("cores") if isinstance(quota, dict) else None
+    visible = rec.host.get("logical_cores") if isinstance(rec.host, dict) else None
+    if isinstance(cores, int | float) and isinstance(visible, int) and cores < visible:
+        src = quota.get("source", "cgroup") if isinstance(quota, dict) else "cgroup"
+        return [f"CPU quota {cores:g} cores ({src}) of {visible} visible: torch, OpenMP and BLAS size their "
+                f"thread pools from the {visible}, the scheduler gives the job {cores:g}"]
+    return []
+
+
 @rule(ids=("oversubscribed",), rank=20)
 def oversubscribed(rec: Recording, m: Metrics) -> list[Finding]:
     """More compute threads than usable cores: from the reported pools, confirmed by preemption."""
@@ -61,14 +74,17 @@ def oversubscribed(rec: Recording, m: Metrics) -> list[Finding]:
         runtime.append(f"{m.involuntary_cs_per_core_s:.0f} involuntary context switches/s per core")
     if m.runqueue_mean is not None and m.runqueue_mean >= th.RUNQUEUE_RATIO * cores:
         runtime.append(f"run queue {m.runqueue_mean:.1f} runnable threads on {cores} cores")
-    saturating = m.job_cpu_cores >= th.OVERSUB_JOB_CPU * cores
+    # The job keeps the cores busy: by its own mean CPU, or (a short job, whose start-up and end dilute
+    # that mean) the machine is saturated while the job's processes are runnable most of the time.
+    saturating = m.job_cpu_cores >= th.OVERSUB_JOB_CPU * cores or (
+        m.cpu_busy_fraction >= th.CPU_SATURATED and m.job_runnable_share >= th.CONTENTION_RUNNABLE)
     contended = saturating and m.involuntary_cs_per_core_s >= th.INVOLUNTARY_CS_PER_CORE_S
     fix = (
         "Give each DataLoader worker one thread (torch.set_num_threads(1) and threadpool_limits(1) in "
         f"worker_init_fn, or OMP_NUM_THREADS=1) and the main process at most {cores} threads."
     )
     code = fixes.thread_caps(cores)
-    evidence = ev + runtime + [cpu_line(m)]
+    evidence = ev + runtime + [cpu_line(m)] + _quota_line(rec, m)
     if pools == "strong" and contended:
         return [
             Finding(

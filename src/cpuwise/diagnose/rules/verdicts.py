@@ -77,7 +77,7 @@ def insufficient_data(rec: Recording, m: Metrics, findings: list[Finding]) -> li
             confidence=0.9,
             summary=summary,
             evidence=[
-                f"{len(rec.steps)} step(s) recorded",
+                f"{sum(lane.n for lane in m.lanes)} step(s) recorded",
                 f"{m.n_system} system sample(s) at {rec.interval_s} s interval",
             ],
             fix="Let the job run for at least a few dozen steps (e.g. one short epoch), or lower --interval.",

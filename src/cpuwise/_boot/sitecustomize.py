@@ -1,4 +1,9 @@
-"""cpuwise doctor's bootstrap: instrument this Python process, then run any other sitecustomize."""
+"""cpuwise doctor's bootstrap: instrument this Python process, then run any other sitecustomize.
+
+The job-side composition root: the doctor puts this folder first on the job's PYTHONPATH, so every
+Python process of the job runs it at start-up. It installs the collectors' hooks (`cpuwise.monitor`)
+and the framework callbacks' auto-attachment (`cpuwise.integrations`), and nothing heavy.
+"""
 
 import importlib.util
 import os
@@ -8,6 +13,7 @@ import sys
 def _cpuwise_install() -> None:
     try:
         # lazy: this file runs as the job's own sitecustomize, whose interpreter may not have cpuwise
+        from cpuwise.integrations import autoattach
         from cpuwise.monitor.instrument import hooks
     except ImportError:
         src = os.environ.get("CPUWISE_SRC")
@@ -15,7 +21,9 @@ def _cpuwise_install() -> None:
             return
         sys.path.append(src)  # at the end: never shadow the job's own modules
         try:
-            from cpuwise.monitor.instrument import hooks  # lazy: now from the doctor's own source tree
+            # lazy: now from the doctor's own source tree
+            from cpuwise.integrations import autoattach
+            from cpuwise.monitor.instrument import hooks
         except ImportError:
             return
         finally:
@@ -23,6 +31,7 @@ def _cpuwise_install() -> None:
                 sys.path.remove(src)
     try:
         hooks.install()
+        autoattach.install()
     except Exception as exc:  # instrumentation must never break the job
         sys.stderr.write(f"cpuwise: instrumentation disabled ({type(exc).__name__}: {exc})\n")
 
