@@ -46,6 +46,7 @@ def load_model(path: str | Path) -> ModelSource:
         raise ConfigError(f"expected a model file (.onnx, .pt2, TorchScript .pt), found nothing at {p}")
     suffix = p.suffix.lower()
     if suffix == ".onnx":
+        check_onnx_file(p)
         return ModelSource(onnx_path=p, origin=str(p))
     torch = require("torch", purpose=f"loading {p.name}")
     if suffix == ".pt2":
@@ -62,6 +63,32 @@ def load_model(path: str | Path) -> ModelSource:
             "torch.export.save(torch.export.export(model, args), 'model.pt2')."
         )
     raise ConfigError(f"expected a .onnx, .pt2 or TorchScript .pt file, got '{p.suffix}' ({p})")
+
+
+def check_onnx_file(p: Path) -> None:
+    """ConfigError unless `p` parses as an ONNX model with a graph (its weights are not read)."""
+    onnx = require("onnx", extra="optimize", purpose=f"reading {p.name}")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+        ok = len(proto.graph.node) > 0 and len(proto.graph.output) > 0
+        why = "a protobuf without a graph" if not ok else ""
+    except Exception as exc:  # noqa: BLE001 - whatever the parser says, the file is not a model
+        ok, why = False, f"bytes the ONNX parser rejects ({first_line(exc)[:120]})"
+    if not ok:
+        head = p.read_bytes()[:4]
+        if head.startswith(b"PK"):
+            why = "a zip archive (a TorchScript .pt or .pt2 renamed? keep its own suffix)"
+        if p.stat().st_size == 0:
+            why = "an empty file"
+        raise ConfigError(
+            f"expected an ONNX model in {p.name}, found {why}; fix: export it with "
+            "torch.onnx.export (or pass the original file with its own suffix)"
+        )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class _ExportedWrapper:
