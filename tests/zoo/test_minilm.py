@@ -99,7 +99,7 @@ def test_bucketed_embeddings_equal_unpadded(
 
     result, _ = optimized
     fp32 = next(c for c in result.candidates if c.technique == "io")
-    run = ort_runner(make_session(fp32.onnx_path))
+    run = ort_runner(make_session(fp32.model_path))
     sents = corpus[:N_EVAL]
     ids, mask = minilm.encode_batch(tok, sents, pad_to=128)
     feed = {"input_ids": ids, "attention_mask": mask}
@@ -143,7 +143,7 @@ def test_transformer_fusion_keeps_outputs(
     from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     result, _ = optimized
-    src = Path(next(c for c in result.candidates if c.technique == "io").onnx_path)
+    src = Path(next(c for c in result.candidates if c.technique == "io").model_path)
     stats = fuse_transformer(src, tmp_path / "fused.onnx")
     assert stats is not None and stats["Attention"] == 6
     ids, mask = minilm.encode_batch(tok, corpus[:8])

@@ -142,6 +142,13 @@ def plan_batches(row_lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
+def run_many(run: Callable[[Feed], np.ndarray], feeds: list[Feed]) -> list[np.ndarray]:
+    """Outputs of `run` for each feed: through the runner's `map` when it has one (several batches in
+    flight at once: OpenVINO streams, ORT requests), else one by one."""
+    many = getattr(run, "map", None)
+    return list(many(feeds)) if many is not None else [run(f) for f in feeds]
+
+
 def run_batched(
     run: Callable[[Feed], np.ndarray],
     feed: Feed,
@@ -152,11 +159,12 @@ def run_batched(
     """Run a large feed in batches (length-bucketed when `spec` is given); rows come back in input order."""
     n = len(next(iter(feed.values())))
     if spec is None:
-        return np.concatenate([run(take(feed, slice(i, i + batch_size))) for i in range(0, n, batch_size)])
+        parts = [take(feed, slice(i, i + batch_size)) for i in range(0, n, batch_size)]
+        return np.concatenate(run_many(run, parts))
     plan = plan_batches(lengths(feed, spec), batch_size)
-    parts = [(idx, run(trim(take(feed, idx), spec, multiple))) for idx in plan]
-    out = np.empty((n,) + parts[0][1].shape[1:], dtype=parts[0][1].dtype)
-    for idx, y in parts:
+    outs = run_many(run, [trim(take(feed, idx), spec, multiple) for idx in plan])
+    out = np.empty((n,) + outs[0].shape[1:], dtype=outs[0].dtype)
+    for idx, y in zip(plan, outs, strict=True):
         out[idx] = y
     return out
 

@@ -30,7 +30,7 @@ class Predictor:
 
     def __init__(self, folder: Path, cfg: RunConfig, *, cache: bool = True) -> None:
         self.folder, self.config = folder, cfg
-        runtime = runtimes.get()
+        runtime = runtimes.get(cfg.runtime)
         self.session = runtime.session(folder / cfg.model, cfg.session)
         self._run = runtime.runner(self.session)
         self.input_names = [i["name"] for i in cfg.inputs]
