@@ -209,7 +209,8 @@ def optimize(
         if choice.chosen is not None:
             if tmp is not None:
                 result.out_dir = tmp
-            _save(result, choice.chosen, spec, task, tokenizer_file, max_length)
+            tok = tokenizer_file or (source.tokenizer_file if source is not None else None)
+            _save(result, choice.chosen, spec, task, tok, max_length)
         if tmp is not None:
             _keep_only_chosen(result, tmp, work)
         return result

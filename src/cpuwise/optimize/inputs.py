@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cpuwise._optional import require
 from cpuwise.errors import ConfigError
 from cpuwise.optimize.io import Feed
 from cpuwise.optimize.runtimes.onnxruntime import ORT_DTYPES
@@ -35,6 +36,30 @@ def as_feed(inputs: Any, names: list[str]) -> Feed:
     if len(arrays) != len(names):
         raise ConfigError(f"expected {len(names)} input arrays for {names}, got {len(arrays)}")
     return {n: to_numpy(a) for n, a in zip(names, arrays, strict=True)}
+
+
+def is_texts(inputs: Any) -> bool:
+    """True for a non-empty list/tuple of strings (text for a model folder's tokenizer)."""
+    return isinstance(inputs, (list, tuple)) and bool(inputs) and all(isinstance(x, str) for x in inputs)
+
+
+def tokenize(tokenizer_file: str | Path, texts: list[str], names: list[str], max_length: int = 512) -> Feed:
+    """Token ids (and attention mask / token types, as `names` asks) for `texts`, padded to the longest."""
+    tk = require("tokenizers", extra="models", purpose="tokenising text inputs")
+    tok = tk.Tokenizer.from_file(str(tokenizer_file))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length)
+    encs = tok.encode_batch(list(texts))
+    n = max(len(e.ids) for e in encs)
+    feed = {k: np.zeros((len(encs), n), dtype=np.int64) for k in names or ["input_ids", "attention_mask"]}
+    for i, e in enumerate(encs):
+        k = len(e.ids)
+        feed["input_ids"][i, :k] = e.ids
+        if "attention_mask" in feed:
+            feed["attention_mask"][i, :k] = 1
+        if "token_type_ids" in feed:
+            feed["token_type_ids"][i, :k] = e.type_ids
+    return feed
 
 
 def count_inputs(inputs: Any) -> int:

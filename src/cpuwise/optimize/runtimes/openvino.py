@@ -19,9 +19,11 @@ their effect on the score and returns the ones that cost most to FP32 until the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -247,16 +249,17 @@ def quantize(src: str | Path, dst: str | Path, recipe: OvRecipe, calibration: li
     return note
 
 
-class _nncf_quiet:
-    """NNCF logs progress bars and hints on its own logger for every call."""
-
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("nncf")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
+@contextlib.contextmanager
+def _nncf_quiet() -> Iterator[None]:
+    """NNCF logs hints on its own logger and draws progress bars on stdout for every call."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 class OpenVino:

@@ -234,12 +234,12 @@ def first_line(exc: BaseException) -> str:
 
 
 def file_size(path: str | Path | None) -> int:
-    """Bytes of a model file, counting its external-data file when it has one."""
+    """Bytes of a model file, counting its external-data file (ONNX) or its weights (OpenVINO .bin)."""
     if path is None:
         return 0
     p = Path(path)
     size = p.stat().st_size if p.is_file() else 0
-    data = p.with_name(p.name + ".data")  # external-data ONNX models
+    data = p.with_suffix(".bin") if p.suffix == ".xml" else p.with_name(p.name + ".data")
     return size + (data.stat().st_size if data.is_file() else 0)
 
 

@@ -33,7 +33,8 @@ from cpuwise.optimize import runtimes
 from cpuwise.optimize.bench import torch_runner
 from cpuwise.optimize.evaluate import Score, score_outputs
 from cpuwise.optimize.export import ModelSource, export_onnx, load_model
-from cpuwise.optimize.inputs import as_feed, count_inputs, forward_names, to_numpy
+from cpuwise.optimize.hf import keyword_model
+from cpuwise.optimize.inputs import as_feed, count_inputs, forward_names, is_texts, to_numpy, tokenize
 from cpuwise.optimize.io import IOConfig, detect_sequence_spec
 from cpuwise.optimize.passes import Basis, Pass, Plan
 from cpuwise.optimize.runtimes import Runtime
@@ -115,10 +116,20 @@ def prepare(
         names = [i["name"] for i in runtime.model_io(graph)[0]]
         module = None
     else:
+        if source is not None and source.tokenizer_file is not None and is_texts(eval_inputs):
+            eval_inputs = tokenize(source.tokenizer_file, eval_inputs, source.input_names or [])
+            example_inputs = None
+            train_inputs = (tokenize(source.tokenizer_file, train_inputs, source.input_names or [])
+                            if is_texts(train_inputs) else train_inputs)
         n_inputs = count_inputs(eval_inputs)
-        names = input_names or (
-            list(eval_inputs) if isinstance(eval_inputs, dict) else forward_names(module, n_inputs)
+        keyword = isinstance(eval_inputs, dict) or isinstance(example_inputs, dict)
+        names = input_names or (source.input_names if source is not None else None) or (
+            list(eval_inputs) if isinstance(eval_inputs, dict)
+            else list(example_inputs) if isinstance(example_inputs, dict)
+            else forward_names(module, n_inputs)
         )
+        if keyword and (source is None or source.input_names is None):
+            module = keyword_model(module, names)  # called model(**inputs): give the exporter positions
         if example_inputs is not None:
             ex_feed = as_feed(example_inputs, names)
         else:  # a couple of eval rows are enough to trace the model
