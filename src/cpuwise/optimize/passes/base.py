@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from cpuwise.optimize import runtimes
 from cpuwise.optimize.io import Feed, IOConfig, SequenceSpec
 from cpuwise.optimize.runtimes import Runtime
-from cpuwise.optimize.search.choose import Budget, Candidate, faster, within
+from cpuwise.optimize.search.choose import Budget, Candidate, faster, speed, within
 from cpuwise.optimize.search.judge import Judge
 
 # What a pass may need, and how a skip note names it.
@@ -103,7 +103,7 @@ class Basis:
     int8_recipe: Any = None  # the runtime's recipe; None when the int8 pass did not run
     runtime: str = runtimes.DEFAULT  # the branch of the search this basis belongs to
     parts: dict[str, str] = field(default_factory=dict)  # the composition of `best` (see choose.STAGES)
-    fast_settings: Any = None  # faster settings that are lossy but within budget (OpenVINO bf16), or None
+    alt_settings: tuple[Any, ...] = ()  # other measured settings within budget (bf16, the runner-up)
 
     @property
     def rt(self) -> Runtime:
@@ -121,24 +121,29 @@ class Basis:
     def with_best(self, cands: Iterable[Candidate], target: str, reference: float = 1.0,
                   budget: Budget | None = None) -> Basis:
         """This basis with `best` moved to the fastest lossless candidate among `cands` and itself, and
-        `fast_settings` to the settings of the fastest lossy-settings candidate within `budget`."""
-        best, fast = self.best, None
+        `alt_settings` to the settings of the other session candidates within `budget` (fastest first):
+        one measurement may rank two settings wrongly on a busy machine, so the int8 pass tries its
+        winner with these too and the runoff decides."""
+        best = self.best
+        tuned = []
         for c in cands:
             if c.runtime != self.runtime or not c.deployable:
                 continue
             if c.fp32:
                 best = faster(c, best, target)
-            elif (budget is not None and c.technique == "session" and within(c, reference, budget)
-                  and faster(c, best, target) is c and (fast is None or faster(c, fast, target) is c)):
-                fast = c
+            if budget is not None and c.technique == "session" and within(c, reference, budget):
+                tuned.append(c)
         out = self
-        if fast is not None:
-            out = replace(out, fast_settings=fast.settings)
+        if tuned:
+            tuned.sort(key=lambda c: -speed(c, target))
+            out = replace(out, alt_settings=tuple(c.settings for c in tuned))
         if best is self.best:
             return out
         parts = {k: v for k, v in best.parts.items() if k in ("fusion", "settings", "io", "runtime")}
-        return replace(out, best=best, settings=best.settings or self.settings, io=best.io,
-                       parts=parts or self.parts)
+        settings = best.settings or self.settings
+        alts = tuple(s for s in out.alt_settings if s != settings)
+        return replace(out, best=best, settings=settings, io=best.io, parts=parts or self.parts,
+                       alt_settings=alts)
 
 
 @dataclass

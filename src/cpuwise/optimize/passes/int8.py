@@ -30,6 +30,7 @@ from cpuwise.optimize.search.judge import Judge
 
 NEAR = 3.0  # only recipes within 3x the allowed drop are repaired (a CNN's 50 % top-1 loss is not one layer)
 GROUPS = 6  # weight groups ranked by the sensitivity search (3 with quick)
+ALTERNATIVES = 2  # other settings the winning recipe is measured with
 
 
 class Int8Pass(Pass):
@@ -127,12 +128,14 @@ def quantize_and_measure(
     if not wins:
         return out, None
     best_c, best_r = max(wins, key=lambda w: speed(w[0], plan.target))
-    if basis.fast_settings is not None and best_c.model_path:
-        label = f"tuned: {basis.fast_settings.label()}"
+    for alt in [s for s in basis.alt_settings if s != basis.settings][:ALTERNATIVES]:
+        if not best_c.model_path or plan.time_left() <= 0:
+            break
         out.candidates.append(judge.measure_file(
-            "", "int8", best_c.model_path, basis.fast_settings, basis.io, runtime=rt, fp32=False,
-            params=best_r.to_dict(), parts=best_c.parts | {"settings": label}, parent=best_c.name,
-            notes=["the INT8 model with the lossy settings that fit the budget for the ops left in float"]))
+            "", "int8", best_c.model_path, alt, basis.io, runtime=rt, fp32=False, params=best_r.to_dict(),
+            parts=best_c.parts | {"settings": f"tuned: {alt.label()}"}, parent=best_c.name,
+            notes=["the INT8 model with other settings that fit the budget (e.g. bf16 for the ops left in "
+                   "float, or streams): quantized ops change what the fastest settings are"]))
     return out, best_r
 
 
