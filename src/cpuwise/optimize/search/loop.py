@@ -217,6 +217,9 @@ def run(passes: Sequence[Pass], setup: Setup) -> Found:
     notes: list[str] = []
     live = {b.runtime: b for b in bases if b.best.ok} or {b.runtime: b for b in bases}
     for p in (p for p in passes if p.graph):
+        if plan.time_left() <= 0:
+            notes.append(f"{p.name}: skipped, the time budget ({plan.time_budget_s:g} s) is spent")
+            continue
         for name, basis in list(live.items()):
             out = p.step(basis, plan, judge)
             cands += out.candidates
@@ -227,6 +230,9 @@ def run(passes: Sequence[Pass], setup: Setup) -> Found:
             notes += _prune(live, cands, plan, judge.reference_score)
     basis = live[_leader(live, cands, plan, judge.reference_score)]
     for p in (p for p in passes if not p.graph):
+        if plan.time_left() <= 0:
+            notes.append(f"{p.name}: skipped, the time budget ({plan.time_budget_s:g} s) is spent")
+            continue
         out = p.step(basis, plan, judge)
         cands += out.candidates
         notes += out.notes
