@@ -18,7 +18,7 @@
 - Digits CNN: accuracy drop <= 1 point on the held-out test set.
 
     bash benchmarks/setup_peers.sh               # once: the peers' environment
-    python benchmarks/optimize.py                # full run (about 35-40 min on 2 cores)
+    python -u benchmarks/optimize.py             # full run (about 40 min on 2 cores)
     python benchmarks/optimize.py --quick        # sanity run (fewer texts/images, short searches)
     python benchmarks/optimize.py --only minilm  # one section; merged into the existing JSON
 
@@ -205,7 +205,7 @@ def bench_corpus(
         tokenizer_file=minilm.model_dir() / "tokenizer.json",
         max_length=minilm.MAX_LENGTH,
         measure_reference=False,
-        time_budget_s=150 if quick else 420,
+        time_budget_s=150 if quick else 360,
         log=print,
     )
     search_s = time.perf_counter() - t0
@@ -363,7 +363,7 @@ def bench_effnet(quick: bool, work: Path) -> dict[str, Any]:
         out_dir=work / "effnet-opt",
         passes="auto",
         quick=quick,
-        time_budget_s=120 if quick else 360,
+        time_budget_s=120 if quick else 300,
         log=print,
     )
     search_s = time.perf_counter() - t0
@@ -515,7 +515,7 @@ def bench_encoder(quick: bool, work: Path) -> dict[str, Any]:
         out_dir=work / "encoder-opt",
         passes="auto",
         quick=quick,
-        time_budget_s=90 if quick else 240,
+        time_budget_s=90 if quick else 180,
         log=print,
     )
     search_s = time.perf_counter() - t0
