@@ -31,6 +31,7 @@ from cpuwise.optimize.search.judge import Judge
 NEAR = 3.0  # only recipes within 3x the allowed drop are repaired (a CNN's 50 % top-1 loss is not one layer)
 GROUPS = 6  # weight groups ranked by the sensitivity search (3 with quick)
 ALTERNATIVES = 2  # other settings the winning recipe is measured with
+CALIBRATION_ROWS = 300  # static INT8 calibration rows (NNCF's and sentence-transformers' default: 300)
 
 
 class Int8Pass(Pass):
@@ -119,7 +120,7 @@ def quantize_and_measure(
     near = [(c, r) for c, r in tried if c.ok and not wins and slack(c, ref, plan) >= 1 - NEAR]
     if not wins and near and allow_sensitivity and plan.time_left() > 0:
         base = max(near, key=lambda cr: slack(cr[0], ref, plan))[1]
-        wins += sensitivity(base, src, basis, plan, judge, out, attempt)
+        wins += sensitivity(base, src, basis, plan, judge, out, attempt, calib)
     aware = rt.aware_recipe()
     if not wins and near and allow_sensitivity and aware is not None and calib and plan.time_left() > 0:
         c = attempt("aware", aware, validate=_validator(basis, plan, judge), validation=[judge.feed])
@@ -140,7 +141,7 @@ def quantize_and_measure(
 
 
 def sensitivity(base: Any, src: Path, basis: Basis, plan: Plan, judge: Judge, out: Outcome,
-                attempt: Any) -> list[tuple[Candidate, Any]]:
+                attempt: Any, calib: list[Feed] | None) -> list[tuple[Candidate, Any]]:
     """Rank weight groups by what keeping each in FP32 buys back; keep the worst in FP32 until within budget.
 
     Each group is quantized-out alone and scored (no timing) on the evaluation rows; then the top 1, 2,
@@ -157,7 +158,7 @@ def sensitivity(base: Any, src: Path, basis: Basis, plan: Plan, judge: Judge, ou
         r = rt.keep_fp32(base, group, len(nodes))
         dst = src.with_name(f"{src.stem}.int8-rank{j}{rt.model_suffix}")
         try:
-            rt.quantize(src, dst, r, calibration_feeds(judge.feed, judge.spec) if plan.calibrate else None)
+            rt.quantize(src, dst, r, calib)
         except Exception:  # noqa: BLE001 - a group that cannot be left out is not ranked
             continue
         s = judge.score_file(dst, basis.settings, basis.io, rt)
@@ -191,7 +192,8 @@ def _validator(basis: Basis, plan: Plan, judge: Judge) -> Callable[[Runner], flo
     return validate
 
 
-def calibration_feeds(feed: Feed, spec: SequenceSpec | None, n: int = 64, batch: int = 8) -> list[Feed]:
+def calibration_feeds(feed: Feed, spec: SequenceSpec | None, n: int = CALIBRATION_ROWS,
+                      batch: int = 8) -> list[Feed]:
     """Up to `n` rows spread over `feed`, in batches of `batch` (trimmed to their real length)."""
     rows = len(next(iter(feed.values())))
     idx = np.unique(np.linspace(0, rows - 1, num=min(n, rows)).astype(int))
