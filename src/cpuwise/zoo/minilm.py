@@ -139,10 +139,13 @@ def _first_sentence(doc: str | None) -> str | None:
     return s if len(s.split()) >= 4 else None
 
 
-def _first_paragraph(doc: str | None, min_words: int = 20, max_words: int = 200) -> str | None:
+def _paragraph(doc: str | None, index: int = 0, min_words: int = 20, max_words: int = 200) -> str | None:
     if not doc:
         return None
-    para = " ".join(doc.strip().split("\n\n")[0].split())
+    paras = [p for p in doc.strip().split("\n\n") if p.strip()]
+    if len(paras) <= index:
+        return None
+    para = " ".join(paras[index].split())
     n = len(para.split())
     if n < min_words or n > max_words or not para[0].isalpha() or ">>>" in para or "(" in para[:25]:
         return None
@@ -174,15 +177,16 @@ def _stdlib_docs() -> Iterator[str | None]:
                             yield getattr(vars(obj)[meth], "__doc__", None)
 
 
-def docstring_paragraphs(min_paragraphs: int = 250, limit: int | None = None) -> list[str]:
+def docstring_paragraphs(min_paragraphs: int = 250, limit: int | None = None, index: int = 0) -> list[str]:
     """Longer real text: first paragraphs (20-200 words) of stdlib docstrings, deduplicated, in order.
 
+    `index=1` gives the second paragraphs instead (other text of the same kind, e.g. to calibrate on).
     Raises RuntimeError when fewer than `min_paragraphs` are found (e.g. under `python -OO`).
     """
     seen: set[str] = set()
     out: list[str] = []
     for doc in _stdlib_docs():
-        p = _first_paragraph(doc)
+        p = _paragraph(doc, index)
         if p and p.lower() not in seen:
             seen.add(p.lower())
             out.append(p)
