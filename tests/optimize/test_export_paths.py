@@ -48,9 +48,9 @@ def _padded_rows(n: int = 48, width: int = 20) -> tuple[np.ndarray, np.ndarray]:
 def test_a_transformer_encoder_with_a_padding_mask_exports_and_matches_eager(tmp_path: Path) -> None:
     model = Encoder().eval()
     ids, pad = _padded_rows(8)
-    path = export_onnx(model, (torch.from_numpy(ids[:2]), torch.from_numpy(pad[:2])), tmp_path / "m.onnx",
-                       input_names=["ids", "pad"])
-    got = ort_runner(make_session(path))({"ids": ids, "pad": pad})
+    path = export_onnx(model, (torch.from_numpy(ids[:2, :12]), torch.from_numpy(pad[:2, :12])),
+                       tmp_path / "m.onnx", input_names=["ids", "pad"])
+    got = ort_runner(make_session(path))({"ids": ids, "pad": pad})  # another batch size and length
     with torch.no_grad():
         want = model(torch.from_numpy(ids), torch.from_numpy(pad)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -66,6 +66,7 @@ def test_a_transformer_encoder_optimizes_end_to_end_and_serves_padded_rows(tmp_p
     assert result.within_budget and result.chosen is not None
     spec = result.extra["sequence"]
     assert spec is not None and spec["mask"] == "pad" and spec["mask_pads"] is True
+    assert any(c.technique == "io" and c.ok for c in result.candidates)  # runs at each batch's own length
     pred = co.load(tmp_path / "opt", cache=False)
     out = pred.predict((ids, pad))
     with torch.no_grad():

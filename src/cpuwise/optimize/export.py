@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cpuwise._optional import available, require
 from cpuwise.errors import ConfigError, ExportError
 from cpuwise.optimize import hf
+from cpuwise.optimize.runtimes.onnxruntime import SessionSettings, make_session
 
 OPSET = 17
 _OP_RE = re.compile(r"operator '([\w:.]+)'")
@@ -199,7 +202,45 @@ def export_onnx(
         except Exception as exc2:  # noqa: BLE001 - both exporters failed: the first error is the one to fix
             why = first_line(exc2)[:200]
             raise ExportError(f"{err} (torch's dynamo exporter failed too: {why})") from exc
+        return path
+    if available("onnxscript") and not _dynamic_ok(model, inputs, path, input_names, axes):
+        # the trace baked a shape into the graph (nn.MultiheadAttention's reshapes do): the dynamo
+        # exporter keeps symbolic shapes; keep its graph when it runs at other shapes
+        other = path.with_name(path.stem + ".dynamo.onnx")
+        try:
+            _export_dynamo(model, inputs, other, input_names, output_names, axes)
+            if _dynamic_ok(model, inputs, other, input_names, axes):
+                other.replace(path)
+        except Exception:  # noqa: BLE001 - keep the traced graph: it runs at the example's shapes
+            pass
+        other.unlink(missing_ok=True)
     return path
+
+
+def _dynamic_ok(model: Any, inputs: tuple[Any, ...], path: Path, names: list[str],
+                axes: dict[str, dict[int, str]]) -> bool:
+    """True when the graph at `path` runs at other shapes along its dynamic axes and agrees with `model`.
+
+    The probe tiles every input twice along each dynamic axis (batch, sequence); a model that cannot run
+    the probe itself (say, longer than its position table) is not judged (True).
+    """
+    torch = require("torch")
+    probe = []
+    for name, x in zip(names, inputs, strict=True):
+        reps = [2 if a in axes.get(name, {}) else 1 for a in range(x.ndim)]
+        probe.append(x.repeat(*reps) if x.ndim else x)
+    try:
+        with _quiet(), _no_fast_paths(), torch.no_grad():
+            want = hf.first_tensor(model(*probe)).float().numpy()
+    except Exception:  # noqa: BLE001 - the model itself refuses the probe: nothing to compare
+        return True
+    try:
+        sess = make_session(path, SessionSettings(graph_level="basic", intra_op_threads=1))
+        feed = {n: x.numpy() for n, x in zip(names, probe, strict=True)}
+        got = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
+    except Exception:  # noqa: BLE001 - e.g. a Reshape to the traced length
+        return False
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-3, atol=1e-4, equal_nan=True))
 
 
 @contextlib.contextmanager
