@@ -285,7 +285,7 @@ def bench_corpus(
         "search": result.to_dict(),
         "search_markdown": result.markdown,
         "max_techniques_in_table": max(
-            (c.to_dict()["techniques"] for c in result.candidates if c.ok), default=0
+            (c.to_dict()["techniques"] for c in result.candidates if c.score is not None), default=0
         ),
     }
 
@@ -419,7 +419,7 @@ def bench_effnet(quick: bool, work: Path) -> dict[str, Any]:
         "search": result.to_dict(),
         "search_markdown": result.markdown,
         "max_techniques_in_table": max(
-            (c.to_dict()["techniques"] for c in result.candidates if c.ok), default=0
+            (c.to_dict()["techniques"] for c in result.candidates if c.score is not None), default=0
         ),
     }
 
@@ -572,7 +572,7 @@ def bench_encoder(quick: bool, work: Path) -> dict[str, Any]:
         "search": result.to_dict(),
         "search_markdown": result.markdown,
         "max_techniques_in_table": max(
-            (c.to_dict()["techniques"] for c in result.candidates if c.ok), default=0
+            (c.to_dict()["techniques"] for c in result.candidates if c.score is not None), default=0
         ),
     }
 

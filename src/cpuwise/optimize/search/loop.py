@@ -227,7 +227,7 @@ def run(passes: Sequence[Pass], setup: Setup) -> Found:
             live[name] = (out.basis or basis).with_best(out.candidates, plan.target, judge.reference_score,
                                                          plan.budget)
         if p.name == PRUNE_AFTER and len(live) > 1:
-            notes += _prune(live, cands, plan, judge.reference_score)
+            notes += _prune(live, cands, plan, judge)
     basis = live[_leader(live, cands, plan, judge.reference_score)]
     for p in (p for p in passes if not p.graph):
         if plan.time_left() <= 0:
@@ -257,26 +257,42 @@ def run(passes: Sequence[Pass], setup: Setup) -> Found:
     return Found(cands, baseline, notes, report)
 
 
-def _best_within(cands: list[Candidate], runtime: str, plan: Plan, reference: float) -> float:
-    fits = [speed(c, plan.target) for c in cands
-            if c.runtime == runtime and c.deployable and within(c, reference, plan.budget)]
-    return max(fits, default=0.0)
+def _best_within(cands: list[Candidate], runtime: str, plan: Plan, reference: float) -> Candidate | None:
+    fits = [c for c in cands if c.runtime == runtime and c.deployable and within(c, reference, plan.budget)]
+    return max(fits, key=lambda c: speed(c, plan.target), default=None)
+
+
+def _speed_of(c: Candidate | None, target: str) -> float:
+    return speed(c, target) if c is not None else 0.0
 
 
 def _leader(live: dict[str, Basis], cands: list[Candidate], plan: Plan, ref: float) -> str:
-    return max(live, key=lambda n: _best_within(cands, n, plan, ref))
+    return max(live, key=lambda n: _speed_of(_best_within(cands, n, plan, ref), plan.target))
 
 
-def _prune(live: dict[str, Basis], cands: list[Candidate], plan: Plan, ref: float) -> list[str]:
-    """Drop the branches more than PRUNE_RATIO slower than the leader, or all but it when time is up."""
-    speeds = {n: _best_within(cands, n, plan, ref) for n in live}
+def _prune(live: dict[str, Basis], cands: list[Candidate], plan: Plan, judge: Judge) -> list[str]:
+    """Drop the branches more than PRUNE_RATIO slower than the leader, or all but it when time is up.
+
+    One measurement each is not enough to cut a branch on a busy machine: when one looks dominated, the
+    branches' best candidates are re-timed against each other in interleaved rounds first.
+    """
+    ref = judge.reference_score
+    bests = {n: _best_within(cands, n, plan, ref) for n in live}
+    speeds = {n: _speed_of(c, plan.target) for n, c in bests.items()}
     lead = max(speeds, key=lambda n: speeds[n])
+    behind = [n for n in live if n != lead and speeds[n] * PRUNE_RATIO < speeds[lead]]
+    timed = [c for c in bests.values() if c is not None]
+    if behind and len(timed) > 1 and plan.time_left() > 0:
+        judge.runoff(timed, plan.target, budget_s=max(10.0, min(30.0, plan.time_left() / 4)), rounds=(3, 5))
+        speeds = {n: _speed_of(c, plan.target) for n, c in bests.items()}
+        lead = max(speeds, key=lambda n: speeds[n])
     notes = []
     for n in list(live):
-        behind = speeds[n] * PRUNE_RATIO < speeds[lead]
-        if n != lead and (behind or plan.time_left() <= 0):
+        slow = speeds[n] * PRUNE_RATIO < speeds[lead]
+        if n != lead and (slow or plan.time_left() <= 0):
             why = (f"its best within budget ({speeds[n]:.4g}) is over {PRUNE_RATIO:g}x slower than "
-                   f"{live[lead].rt.title}'s ({speeds[lead]:.4g})") if behind else "the time budget is spent"
+                   f"{live[lead].rt.title}'s ({speeds[lead]:.4g}), re-timed side by side"
+                   if slow else "the time budget is spent")
             notes.append(f"{live[n].rt.title} branch pruned after the {PRUNE_AFTER} pass: {why}")
             del live[n]
     return notes
