@@ -342,7 +342,7 @@ def bench_effnet(quick: bool, work: Path) -> dict[str, Any]:
 
     imgs = photos()
     x_eval, keys = photo_crops(200 if quick else 1000, 0, imgs)
-    x_search, _ = photo_crops(32 if quick else 96, 1, imgs)
+    x_search, _ = photo_crops(64 if quick else 200, 1, imgs)  # >= 100: a 1 % budget allows one flip
     x_train, _ = photo_crops(32 if quick else 160, 2, imgs)
     print(f"\n== EfficientNet-Lite0: {len(imgs)} photos, {len(x_eval)} distinct eval crops ==")
     eff = load_efficientnet_lite0()

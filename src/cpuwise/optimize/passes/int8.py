@@ -84,8 +84,8 @@ def quantize_and_measure(
     rt = basis.rt
     base_parts = dict(parts if parts is not None else basis.parts)
     parent = parent or basis.best.name
-    if plan.quick:
-        recipes = [r for r in recipes if r.mode != "static"] or recipes[:1]
+    if plan.quick:  # the runtime's first recipe and the ones that need no calibration
+        recipes = [r for i, r in enumerate(recipes) if i == 0 or r.mode != "static"]
     calib = calibration_feeds(judge.feed, judge.spec) if plan.calibrate else None
     cpu = "VNNI" if plan.vnni else "no VNNI"
     out = Outcome()
