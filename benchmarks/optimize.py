@@ -517,7 +517,7 @@ def bench_encoder(quick: bool, work: Path) -> dict[str, Any]:
         out_dir=work / "encoder-opt",
         passes="auto",
         quick=quick,
-        time_budget_s=90 if quick else 180,
+        time_budget_s=90 if quick else 240,
         log=print,
     )
     search_s = time.perf_counter() - t0
