@@ -42,6 +42,14 @@ def test_corpus_is_real_deduplicated_and_large(corpus: list[str]) -> None:
     assert minilm.docstring_corpus() == corpus  # deterministic
 
 
+def test_long_corpus_is_first_paragraphs_of_20_to_200_words() -> None:
+    long = minilm.docstring_paragraphs()
+    assert len(long) >= 250 and len({p.lower() for p in long}) == len(long)
+    assert all(20 <= len(p.split()) <= 200 for p in long)
+    second = minilm.docstring_paragraphs(min_paragraphs=100, index=1)
+    assert len(set(second) - set(long)) >= 100  # other text of the same kind
+
+
 def test_wrapper_matches_sentence_transformers(corpus: list[str], model: Any, tok: Any) -> None:
     st = minilm.load_sentence_transformer()
     sents = corpus[:8]
@@ -71,6 +79,7 @@ def optimized(
         out_dir=out,
         quick=True,
         passes=["io", "int8"],
+        runtimes=["onnxruntime"],  # these tests check ORT's INT8, bucketing and fusion on a real model
         measure_reference=False,
         tokenizer_file=minilm.model_dir() / "tokenizer.json",
         max_length=minilm.MAX_LENGTH,
