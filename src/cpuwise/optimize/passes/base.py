@@ -174,6 +174,7 @@ class Pass(ABC):
     trains: ClassVar[bool] = False  # fine-tunes or distils on the training rows (a note says which rows)
     runtimes: ClassVar[frozenset[str] | None] = None  # the runtimes it applies to (None: every one)
     graph: ClassVar[bool] = True  # runs in every runtime's branch (False: once, on the winning branch)
+    always: ClassVar[bool] = False  # runs even when the time budget is spent (in its shortest form)
 
     def step(self, basis: Basis, plan: Plan, judge: Judge) -> Outcome:
         """Run the pass as the search does: skipped with a note when the model lacks what it needs."""

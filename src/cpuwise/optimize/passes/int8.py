@@ -38,6 +38,7 @@ class Int8Pass(Pass):
     """Every INT8 recipe of the runtime on the (fused) FP32 graph, each measured against the reference."""
 
     name = "int8"
+    always = True  # the step that matters most: past the time budget it still tries the first recipe
 
     def propose(self, basis: Basis, plan: Plan, judge: Judge) -> Outcome:
         recipes = list(basis.rt.int8_recipes(vnni=plan.vnni, have_calibration=True))
@@ -86,6 +87,7 @@ def quantize_and_measure(
     parent = parent or basis.best.name
     if plan.quick:  # the runtime's first recipe and the ones that need no calibration
         recipes = [r for i, r in enumerate(recipes) if i == 0 or r.mode != "static"]
+
     calib = calibration_feeds(judge.feed, judge.spec) if plan.calibrate else None
     cpu = "VNNI" if plan.vnni else "no VNNI"
     out = Outcome()
@@ -114,6 +116,10 @@ def quantize_and_measure(
         return c
 
     for i, r in enumerate(recipes):
+        if i and plan.time_left() <= 0:
+            left = ", ".join(x.name for x in recipes[i:])
+            out.notes.append(f"int8: {left} not tried: the time budget is spent")
+            break
         attempt(str(i), r)
     ref = judge.reference_score
     wins = [(c, r) for c, r in tried if within(c, ref, plan.budget)]

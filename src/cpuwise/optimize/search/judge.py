@@ -55,6 +55,7 @@ class Judge:
     time_budget_s: float = 20.0
     log: Callable[[str], None] = field(default=lambda _m: None)
     runtime: Runtime = field(default_factory=runtimes.get)
+    target: str = ""  # "latency" / "throughput": the other measurement is taken briefly ("": both in full)
 
     def bench(self, run: Runner, io: IOConfig, *, sweep: bool = False) -> BenchResult:
         """Time `run` on the evaluation rows; `sweep`: the shorter timing used to compare settings."""
@@ -68,13 +69,15 @@ class Judge:
                 repeats=1,
                 time_budget_s=self.time_budget_s / 2,
             )
+        # the number the target does not decide on is still reported, from a shorter measurement
         return measure(
             run,
             self.feed,
             spec=self.spec,
             io=io,
-            latency_requests=self.latency_requests,
-            repeats=self.repeats,
+            latency_requests=min(10, self.latency_requests) if self.target == "throughput"
+            else self.latency_requests,
+            repeats=1 if self.target == "latency" else self.repeats,
             time_budget_s=self.time_budget_s,
         )
 

@@ -175,6 +175,7 @@ def prepare(
         time_budget_s=6.0 if quick else 20.0,
         log=say,
         runtime=runtime,
+        target=target,
     )
     return Setup(plan, judge, module, Path(graph), ref_score, branches)
 
@@ -217,7 +218,7 @@ def run(passes: Sequence[Pass], setup: Setup) -> Found:
     notes: list[str] = []
     live = {b.runtime: b for b in bases if b.best.ok} or {b.runtime: b for b in bases}
     for p in (p for p in passes if p.graph):
-        if plan.time_left() <= 0:
+        if plan.time_left() <= 0 and not p.always:
             notes.append(f"{p.name}: skipped, the time budget ({plan.time_budget_s:g} s) is spent")
             continue
         for name, basis in list(live.items()):
