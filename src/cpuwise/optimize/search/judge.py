@@ -33,6 +33,7 @@ from cpuwise.optimize.search.choose import Candidate, compose, speed
 
 RUNOFF_ROUNDS = (3, 9)  # at least 3 interleaved rounds; at most 9 when the ranking keeps changing
 RUNOFF_ROWS = 256  # rows per throughput round (spread over the evaluation rows)
+TIMING_ROWS = 192  # rows a candidate's throughput is first timed on (three batches of 64)
 RUNOFF_SINGLES = 16  # single-row requests per latency round
 # Pause before each timing: ORT's and OpenMP's worker threads spin for a while after a call (torch's for
 # a while with GNU OpenMP defaults), which would slow whichever candidate runs next.
@@ -57,12 +58,21 @@ class Judge:
     runtime: Runtime = field(default_factory=runtimes.get)
     target: str = ""  # "latency" / "throughput": the other measurement is taken briefly ("": both in full)
 
+    def timing_feed(self) -> Feed:
+        """Up to TIMING_ROWS evaluation rows spread over all of them: what candidates are timed on (every
+        row is still scored)."""
+        rows = len(next(iter(self.feed.values())))
+        if rows <= TIMING_ROWS:
+            return self.feed
+        return take(self.feed, np.unique(np.linspace(0, rows - 1, num=TIMING_ROWS).astype(int)))
+
     def bench(self, run: Runner, io: IOConfig, *, sweep: bool = False) -> BenchResult:
         """Time `run` on the evaluation rows; `sweep`: the shorter timing used to compare settings."""
+        feed = self.timing_feed()
         if sweep:
             return measure(
                 run,
-                self.feed,
+                feed,
                 spec=self.spec,
                 io=io,
                 latency_requests=min(20, self.latency_requests),
@@ -72,7 +82,7 @@ class Judge:
         # the number the target does not decide on is still reported, from a shorter measurement
         return measure(
             run,
-            self.feed,
+            feed,
             spec=self.spec,
             io=io,
             latency_requests=min(10, self.latency_requests) if self.target == "throughput"
