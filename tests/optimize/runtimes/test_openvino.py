@@ -89,3 +89,27 @@ def test_an_openvino_artifact_is_saved_and_served(digits_mlp: Any, tmp_path: Pat
     pred = co.load(tmp_path / "o")
     assert pred.config.runtime == "openvino"
     assert (pred.predict(x[:64]).argmax(1) == model(torch.from_numpy(x[:64])).argmax(1).numpy()).mean() > 0.9
+
+
+def test_nncf_accuracy_aware_int8_returns_layers_to_fp32_until_the_budget_holds(tmp_path: Path) -> None:
+    from cpuwise.optimize.passes.int8 import _validator, calibration_feeds
+    from cpuwise.optimize.runtimes.openvino import AWARE, STATIC
+    from cpuwise.optimize.search.choose import Budget
+    from cpuwise.testing.passes import PassCase
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 32)).eval()
+    with torch.no_grad():
+        model[2].weight[:, 0] = 6.0  # an outlier column: plain static INT8 of this layer breaks the budget
+    x = np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32)
+    case = PassCase.build(model, (x,), tmp_path / "case", task="embedding", max_drop=0.003,
+                          runtime_names=["openvino"], quick=False)
+    plan, judge, basis = case.setup.plan, case.setup.judge, case.basis
+    ov, calib = OpenVino(), calibration_feeds(judge.feed, judge.spec)
+    ov.quantize(basis.graph, tmp_path / "plain.xml", STATIC, calib)
+    ov.quantize(basis.graph, tmp_path / "aware.xml", AWARE, calib, validate=_validator(basis, plan, judge),
+                validation=[judge.feed])
+    budget = Budget(0.003)
+    plain = judge.score_file(tmp_path / "plain.xml", basis.settings, basis.io, ov)
+    aware = judge.score_file(tmp_path / "aware.xml", basis.settings, basis.io, ov)
+    assert 1 - aware.value <= budget.max_drop and aware.value > plain.value
