@@ -33,7 +33,7 @@ def test_out_dir_none_keeps_only_the_chosen_artifact(
     assert len(made) == 1 and r.out_dir == made[0] and r.chosen is not None
     onnx_files = sorted(p.name for p in made[0].rglob("*.onnx"))
     assert onnx_files == ["model.onnx"] and not (made[0] / "candidates").exists()
-    assert r.chosen.onnx_path is not None and Path(r.chosen.onnx_path).is_file()
+    assert r.chosen.model_path is not None and Path(r.chosen.model_path).is_file()
     y = co.load(r.out_dir).predict(x[:4])
     assert np.asarray(y).shape == (4, 10)
     del r

@@ -42,6 +42,14 @@ def test_corpus_is_real_deduplicated_and_large(corpus: list[str]) -> None:
     assert minilm.docstring_corpus() == corpus  # deterministic
 
 
+def test_long_corpus_is_first_paragraphs_of_20_to_200_words() -> None:
+    long = minilm.docstring_paragraphs()
+    assert len(long) >= 250 and len({p.lower() for p in long}) == len(long)
+    assert all(20 <= len(p.split()) <= 200 for p in long)
+    second = minilm.docstring_paragraphs(min_paragraphs=100, index=1)
+    assert len(set(second) - set(long)) >= 100  # other text of the same kind
+
+
 def test_wrapper_matches_sentence_transformers(corpus: list[str], model: Any, tok: Any) -> None:
     st = minilm.load_sentence_transformer()
     sents = corpus[:8]
@@ -71,6 +79,7 @@ def optimized(
         out_dir=out,
         quick=True,
         passes=["io", "int8"],
+        runtimes=["onnxruntime"],  # these tests check ORT's INT8, bucketing and fusion on a real model
         measure_reference=False,
         tokenizer_file=minilm.model_dir() / "tokenizer.json",
         max_length=minilm.MAX_LENGTH,
@@ -99,7 +108,7 @@ def test_bucketed_embeddings_equal_unpadded(
 
     result, _ = optimized
     fp32 = next(c for c in result.candidates if c.technique == "io")
-    run = ort_runner(make_session(fp32.onnx_path))
+    run = ort_runner(make_session(fp32.model_path))
     sents = corpus[:N_EVAL]
     ids, mask = minilm.encode_batch(tok, sents, pad_to=128)
     feed = {"input_ids": ids, "attention_mask": mask}
@@ -143,7 +152,7 @@ def test_transformer_fusion_keeps_outputs(
     from cpuwise.optimize.runtimes.onnxruntime import make_session, ort_runner
 
     result, _ = optimized
-    src = Path(next(c for c in result.candidates if c.technique == "io").onnx_path)
+    src = Path(next(c for c in result.candidates if c.technique == "io").model_path)
     stats = fuse_transformer(src, tmp_path / "fused.onnx")
     assert stats is not None and stats["Attention"] == 6
     ids, mask = minilm.encode_batch(tok, corpus[:8])

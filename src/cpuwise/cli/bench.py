@@ -96,6 +96,12 @@ def _resolve(model: Path) -> tuple[Path, Any, Any, list[dict[str, Any]]]:
 
     if model.is_dir() or model.name == artifact.CONFIG_FILE:
         folder, cfg = artifact.read(model)
+        if cfg.runtime != "onnxruntime":
+            raise ConfigError(
+                f"expected an artifact served by ONNX Runtime (cpuwise bench sweeps its threads), found "
+                f"one served by {cfg.runtime}; its measured settings are in {folder / artifact.CONFIG_FILE} "
+                "and report.md; time it with cpuwise.optimize.load(folder).predict(x)"
+            )
         return folder / cfg.model, cfg.io, cfg.sequence, cfg.inputs
     if model.suffix.lower() != ".onnx" or not model.is_file():
         raise ConfigError(

@@ -46,7 +46,7 @@ def optimize_cmd(
     from cpuwise.optimize.api import optimize
     from cpuwise.optimize.evaluate import accuracy_metric
     from cpuwise.optimize.export import load_model
-    from cpuwise.optimize.inputs import load_npz, synthetic_feed
+    from cpuwise.optimize.inputs import check_feed, load_npz, synthetic_feed
     from cpuwise.optimize.runtimes.onnxruntime import onnx_io
 
     console = Console(stderr=json_out)
@@ -59,6 +59,7 @@ def optimize_cmd(
             names = [d["name"] for d in descr]
             if data is not None:
                 feed, labels = load_npz(data, names)
+                feed = check_feed(feed, descr, source=data.name)
             else:
                 feed, calibrate = synthetic_feed(descr), False
                 console.print(

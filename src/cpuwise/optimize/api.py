@@ -21,7 +21,7 @@ import numpy as np
 from cpuwise import host
 from cpuwise.errors import BudgetError, ConfigError
 from cpuwise.optimize import passes as registry
-from cpuwise.optimize import runtimes
+from cpuwise.optimize import runtimes as runtime_registry
 from cpuwise.optimize.deploy import artifact
 from cpuwise.optimize.evaluate import TASKS, Score
 from cpuwise.optimize.export import load_model
@@ -39,7 +39,7 @@ class Result:
     """What `optimize()` found: every candidate, the front, the choice and where it was saved.
 
     With `optimize(out_dir=None)`, `out_dir` is a temporary folder holding only the chosen artifact
-    (the other candidates' files are deleted, so their `onnx_path` no longer exists); the folder is
+    (the other candidates' files are deleted, so their `model_path` no longer exists); the folder is
     removed when this Result is garbage-collected. It is None when nothing was chosen.
     """
 
@@ -101,6 +101,7 @@ def optimize(
     quick: bool = False,
     strict: bool = False,
     time_budget_s: float = 120.0,
+    runtimes: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Result:
     """Find the fastest way to run `model` on this CPU within `max_drop` of the FP32 reference.
@@ -123,6 +124,9 @@ def optimize(
             when an outside anchor is measured anyway (the baseline is then ORT FP32 with default settings).
         strict: raise BudgetError instead of keeping the best FP32 model when the budget is impossible
             (nothing is saved to `out_dir` then).
+        time_budget_s: the search's time budget: branches that cannot catch up are pruned, distillation
+            runs in "auto" only when its estimated training time fits, the runoff takes what is left.
+        runtimes: the runtimes to search ("onnxruntime", "openvino"); None: every installed one.
         out_dir: where the chosen artifact is saved (`load(out_dir)`); None: a temporary folder owned by
             the Result (see `Result`).
     """
@@ -162,6 +166,8 @@ def optimize(
             quick=quick,
             time_budget_s=time_budget_s,
             log=log,
+            runtime_names=list(runtimes) if runtimes is not None else None,
+            auto=isinstance(passes, str) and passes == "auto",
         )
         ref_score, spec = setup.reference_score, setup.judge.spec
         if budget.relative and abs(ref_score.value) <= 1e-12:
@@ -194,6 +200,8 @@ def optimize(
                 "budget": budget.label(),
                 "target": target,
                 "sequence": spec.to_dict() if spec else None,
+                "runtimes": [rt.name for rt in setup.runtimes],
+                "runoff": found.runoff,
             },
         )
         if not choice.within_budget and strict:  # before saving: an out-of-budget model is never deployed
@@ -201,7 +209,8 @@ def optimize(
         if choice.chosen is not None:
             if tmp is not None:
                 result.out_dir = tmp
-            _save(result, choice.chosen, spec, task, tokenizer_file, max_length)
+            tok = tokenizer_file or (source.tokenizer_file if source is not None else None)
+            _save(result, choice.chosen, spec, task, tok, max_length)
         if tmp is not None:
             _keep_only_chosen(result, tmp, work)
         return result
@@ -220,12 +229,14 @@ def _save(
     max_length: int | None,
 ) -> None:
     """Write the chosen candidate's artifact: its model, how it was measured (cpuwise.json), the reports."""
-    assert chosen.onnx_path is not None and result.out_dir is not None
-    inputs, output = runtimes.get().model_io(chosen.onnx_path)
+    assert chosen.model_path is not None and result.out_dir is not None
+    rt = runtime_registry.get(chosen.runtime)
+    inputs, output = rt.model_io(chosen.model_path)
     cfg = artifact.RunConfig(
+        runtime=rt.name,
         inputs=inputs,
         output=output,
-        session=chosen.settings or runtimes.get().default_settings(),
+        session=chosen.settings or rt.default_settings(),
         io=chosen.io,
         sequence=spec if chosen.io.dynamic_padding else None,
         task=task,
@@ -239,7 +250,7 @@ def _save(
     )
     artifact.save(
         result.out_dir,
-        chosen.onnx_path,
+        chosen.model_path,
         cfg,
         tokenizer_file=tokenizer_file,
         report_md=result.markdown,
@@ -251,7 +262,7 @@ def _keep_only_chosen(result: Result, tmp: Path, work: Path) -> None:
     """out_dir=None: delete the candidate files; the chosen artifact stays in `tmp` (= result.out_dir).
 
     The folder belongs to the Result: it is removed when the Result is garbage-collected (or at exit),
-    so `load(result.out_dir)` works while the Result is alive. Other candidates' `onnx_path` are gone.
+    so `load(result.out_dir)` works while the Result is alive. Other candidates' `model_path` are gone.
     """
     shutil.rmtree(work, ignore_errors=True)
     chosen = result.chosen
@@ -259,6 +270,6 @@ def _keep_only_chosen(result: Result, tmp: Path, work: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         result.out_dir = None
         return
-    if chosen.onnx_path is not None and Path(chosen.onnx_path).resolve().is_relative_to(work.resolve()):
-        chosen.onnx_path = str(tmp / artifact.MODEL_FILE)
+    if chosen.model_path is not None and Path(chosen.model_path).resolve().is_relative_to(work.resolve()):
+        chosen.model_path = str(tmp / ("model" + Path(chosen.model_path).suffix))
     weakref.finalize(result, shutil.rmtree, str(tmp), True)

@@ -32,34 +32,64 @@ class IOConfig:
 
 @dataclass(frozen=True)
 class SequenceSpec:
-    """Which inputs carry a sequence axis (axis 1), and which of them is the attention mask."""
+    """Which inputs carry a sequence axis (axis 1), and which of them is the mask.
+
+    `mask_pads`: the mask marks padding (torch's `src_key_padding_mask`: True = pad) instead of real
+    tokens (Hugging Face's `attention_mask`: 1 = token). Padding always comes after the real tokens.
+    """
 
     mask: str
     sequence_inputs: tuple[str, ...]
     pad_values: dict[str, int] = field(default_factory=dict)  # default 0
+    mask_pads: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mask": self.mask,
             "sequence_inputs": list(self.sequence_inputs),
             "pad_values": self.pad_values,
+            "mask_pads": self.mask_pads,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SequenceSpec:
-        return cls(d["mask"], tuple(d["sequence_inputs"]), dict(d.get("pad_values", {})))
+        return cls(d["mask"], tuple(d["sequence_inputs"]), dict(d.get("pad_values", {})),
+                   bool(d.get("mask_pads", False)))
+
+
+def _binary(v: np.ndarray) -> bool:
+    return v.dtype == np.bool_ or (np.issubdtype(v.dtype, np.integer) and bool(np.isin(v, (0, 1)).all()))
 
 
 def detect_sequence_spec(feed: Feed) -> SequenceSpec | None:
-    """A spec when the feed has 2-D integer inputs of one length and one of them is a 0/1 mask (pure)."""
-    ints = {k: v for k, v in feed.items() if v.ndim == 2 and np.issubdtype(v.dtype, np.integer)}
-    if not ints or len({v.shape for v in ints.values()}) != 1:
+    """A spec when the feed has a 2-D 0/1 (or bool) mask and inputs that share its length (pure).
+
+    The mask is an attention mask when every row starts with a real token (first column all 1), a
+    padding mask when it is bool or named "*mask*" and every first column is 0/False (torch's key
+    padding mask). Sequence inputs are the 2-D integer inputs of the mask's shape and the float inputs
+    of shape (batch, length, ...). A 0/1 input not named "*mask*" counts only beside another such input.
+    """
+    found: list[tuple[bool, str, bool]] = []
+    for k, v in feed.items():
+        if v.ndim != 2 or len(v) == 0 or not _binary(v):
+            continue
+        named = "mask" in k.lower()
+        if v[:, 0].all():
+            found.append((not named, k, False))
+        elif (named or v.dtype == np.bool_) and not v[:, 0].any():
+            found.append((not named, k, True))
+    if not found:
         return None
-    masks = [k for k, v in ints.items() if np.isin(v, (0, 1)).all() and "mask" in k.lower()]
-    masks = masks or [k for k, v in ints.items() if np.isin(v, (0, 1)).all() and v[:, 0].all()]
-    if not masks:
+    unnamed, mask, pads = min(found)
+    shape = feed[mask].shape
+    seq = tuple(
+        k for k, v in feed.items()
+        if v.shape[:2] == shape and ((v.ndim == 2 and not np.issubdtype(v.dtype, np.floating))
+                                     or (v.ndim >= 3 and np.issubdtype(v.dtype, np.floating)))
+    )
+    if unnamed and len(seq) < 2:
         return None
-    return SequenceSpec(mask=masks[0], sequence_inputs=tuple(ints))
+    return SequenceSpec(mask=mask, sequence_inputs=seq, mask_pads=pads)
 
 
 def bucket_length(n: int, multiple: int = 8, cap: int | None = None) -> int:
@@ -69,8 +99,8 @@ def bucket_length(n: int, multiple: int = 8, cap: int | None = None) -> int:
 
 
 def lengths(feed: Feed, spec: SequenceSpec) -> np.ndarray:
-    """Real length per row: index of the last non-zero mask entry + 1."""
-    mask = feed[spec.mask] != 0
+    """Real length per row: index of the last real (unpadded) position + 1."""
+    mask = (feed[spec.mask] == 0) if spec.mask_pads else (feed[spec.mask] != 0)
     any_ = mask.any(axis=1)
     last = mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)
     return np.where(any_, last, 1)
@@ -96,9 +126,10 @@ def stack(feeds: list[Feed], spec: SequenceSpec | None) -> Feed:
     out: Feed = {}
     for k in feeds[0]:
         if k in spec.sequence_inputs:
-            pad = spec.pad_values.get(k, 0)
+            pad = 1 if (k == spec.mask and spec.mask_pads) else spec.pad_values.get(k, 0)
             out[k] = np.concatenate(
-                [np.pad(f[k], ((0, 0), (0, n - f[k].shape[1])), constant_values=pad) for f in feeds]
+                [np.pad(f[k], ((0, 0), (0, n - f[k].shape[1])) + ((0, 0),) * (f[k].ndim - 2),
+                        constant_values=pad) for f in feeds]
             )
         else:
             out[k] = np.concatenate([f[k] for f in feeds])
@@ -111,6 +142,13 @@ def plan_batches(row_lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
+def run_many(run: Callable[[Feed], np.ndarray], feeds: list[Feed]) -> list[np.ndarray]:
+    """Outputs of `run` for each feed: through the runner's `map` when it has one (several batches in
+    flight at once: OpenVINO streams, ORT requests), else one by one."""
+    many = getattr(run, "map", None)
+    return list(many(feeds)) if many is not None else [run(f) for f in feeds]
+
+
 def run_batched(
     run: Callable[[Feed], np.ndarray],
     feed: Feed,
@@ -121,11 +159,12 @@ def run_batched(
     """Run a large feed in batches (length-bucketed when `spec` is given); rows come back in input order."""
     n = len(next(iter(feed.values())))
     if spec is None:
-        return np.concatenate([run(take(feed, slice(i, i + batch_size))) for i in range(0, n, batch_size)])
+        parts = [take(feed, slice(i, i + batch_size)) for i in range(0, n, batch_size)]
+        return np.concatenate(run_many(run, parts))
     plan = plan_batches(lengths(feed, spec), batch_size)
-    parts = [(idx, run(trim(take(feed, idx), spec, multiple))) for idx in plan]
-    out = np.empty((n,) + parts[0][1].shape[1:], dtype=parts[0][1].dtype)
-    for idx, y in parts:
+    outs = run_many(run, [trim(take(feed, idx), spec, multiple) for idx in plan])
+    out = np.empty((n,) + outs[0].shape[1:], dtype=outs[0].dtype)
+    for idx, y in zip(plan, outs, strict=True):
         out[idx] = y
     return out
 

@@ -55,8 +55,8 @@ class PassCase:
         prepare.setdefault("measure_reference", False)
         setup = loop.prepare(model, eval_inputs=inputs, work=work, task=task, budget=Budget.parse(max_drop),
                              **prepare)
-        basis, _, _ = loop.start(setup)
-        return cls(setup, basis)
+        bases, _, _ = loop.start(setup)
+        return cls(setup, bases[0])
 
 
 def check_pass(p: Pass, case: PassCase) -> Outcome:
@@ -91,8 +91,8 @@ def check_pass(p: Pass, case: PassCase) -> Outcome:
             "for derived INT8 versions)"
         )
         if not c.dropped:
-            assert c.onnx_path is not None and Path(c.onnx_path).is_file(), (
-                f"{p.name}: candidate {c.name!r} points at no model file ({c.onnx_path})"
+            assert c.model_path is not None and Path(c.model_path).is_file(), (
+                f"{p.name}: candidate {c.name!r} points at no model file ({c.model_path})"
             )
     if out.candidates and not any(c.technique == p.name for c in out.candidates):
         raise AssertionError(f"{p.name}: no candidate carries the pass's name as its technique")

@@ -11,6 +11,7 @@ the first sentences of Python's own docstrings.
     tok = load_tokenizer()
     ids, mask = encode_batch(tok, ["Return the sum."])
     corpus = docstring_corpus()               # >= 700 deduplicated real sentences
+    long = docstring_paragraphs()             # first paragraphs of the same docstrings, 20-200 words
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +137,66 @@ def _first_sentence(doc: str | None) -> str | None:
     if not s[0].isalpha() or "(" in s[:25] or ">>>" in s:  # skip signature lines and doctests
         return None
     return s if len(s.split()) >= 4 else None
+
+
+def _paragraph(doc: str | None, index: int = 0, min_words: int = 20, max_words: int = 200) -> str | None:
+    if not doc:
+        return None
+    paras = [p for p in doc.strip().split("\n\n") if p.strip()]
+    if len(paras) <= index:
+        return None
+    para = " ".join(paras[index].split())
+    n = len(para.split())
+    if n < min_words or n > max_words or not para[0].isalpha() or ">>>" in para or "(" in para[:25]:
+        return None
+    return para
+
+
+def _stdlib_docs() -> Iterator[str | None]:
+    """Docstrings of stdlib modules, their public classes/functions and the classes' public methods, in a
+    deterministic order."""
+    for name in sorted(set(sys.stdlib_module_names)):
+        if name.startswith(_SKIP_MODULES):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mod = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - platform-specific modules fail to import; skip them
+            continue
+        yield mod.__doc__
+        for attr in sorted(vars(mod)):
+            if attr.startswith("_"):
+                continue
+            obj = getattr(mod, attr, None)
+            if getattr(obj, "__module__", None) == name:
+                yield getattr(obj, "__doc__", None)
+                if isinstance(obj, type):  # and its methods'
+                    for meth in sorted(vars(obj)):
+                        if not meth.startswith("_"):
+                            yield getattr(vars(obj)[meth], "__doc__", None)
+
+
+def docstring_paragraphs(min_paragraphs: int = 250, limit: int | None = None, index: int = 0) -> list[str]:
+    """Longer real text: first paragraphs (20-200 words) of stdlib docstrings, deduplicated, in order.
+
+    `index=1` gives the second paragraphs instead (other text of the same kind, e.g. to calibrate on).
+    Raises RuntimeError when fewer than `min_paragraphs` are found (e.g. under `python -OO`).
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for doc in _stdlib_docs():
+        p = _paragraph(doc, index)
+        if p and p.lower() not in seen:
+            seen.add(p.lower())
+            out.append(p)
+        if limit is not None and len(out) >= limit:
+            break
+    if len(out) < min_paragraphs:
+        raise RuntimeError(
+            f"expected >= {min_paragraphs} docstring paragraphs, found {len(out)}; run Python without -OO."
+        )
+    return out
 
 
 def docstring_corpus(min_sentences: int = 700, limit: int | None = None) -> list[str]:

@@ -112,3 +112,35 @@ def test_the_contract_catches_a_pass_that_changes_its_input(mlp_case: PassCase, 
             check_pass(Scribble(), mlp_case)
     finally:
         model.eval()
+
+
+@pytest.fixture(scope="module")
+def ov_mlp_case(digits_mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> PassCase:
+    pytest.importorskip("openvino")
+    model, x, _ = digits_mlp
+    return PassCase.build(model, (x[:96],), tmp_path_factory.mktemp("ov-mlp"), task="classifier",
+                          max_drop=0.02, runtime_names=["openvino"])
+
+
+@pytest.fixture(scope="module")
+def ov_sequence_case(token_rows: Any, tmp_path_factory: pytest.TempPathFactory) -> PassCase:
+    pytest.importorskip("openvino")
+    return PassCase.build(Pool().eval(), token_rows(), tmp_path_factory.mktemp("ov-seq"), task="embedding",
+                          runtime_names=["openvino"])
+
+
+EVERY_RUNTIME = [n for n in REGISTERED if pass_class(n).graph and pass_class(n).runtimes is None]
+
+
+@pytest.mark.parametrize("name", EVERY_RUNTIME)
+def test_graph_passes_keep_the_contract_on_openvino(name: str, request: pytest.FixtureRequest) -> None:
+    case: PassCase = request.getfixturevalue("ov_sequence_case" if name == "io" else "ov_mlp_case")
+    assert case.basis.runtime == "openvino"
+    out = check_pass(pass_class(name)(), case)
+    assert any(c.technique == name and c.ok and c.runtime == "openvino" for c in out.candidates), \
+        [c.dropped for c in out.candidates]
+
+
+def test_a_pass_for_another_runtime_is_skipped_with_a_note(ov_mlp_case: PassCase) -> None:
+    out = check_pass(pass_class("fuse")(), ov_mlp_case)
+    assert not out.candidates and out.notes[0].startswith("fuse: not for OpenVINO")

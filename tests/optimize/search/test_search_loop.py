@@ -63,5 +63,5 @@ def test_two_instances_of_one_pass_keep_their_own_model_files(digits_mlp: Any, t
     two = [Scale(0.5), Scale(2.0)]
     r = co.optimize(model, eval_inputs=(x[:32],), max_drop=1.0, quick=True, passes=two, out_dir=tmp_path)
     scaled = [c for c in r.candidates if c.technique == "scale"]
-    assert len(scaled) == 2 and scaled[0].onnx_path != scaled[1].onnx_path
-    assert Path(scaled[0].onnx_path).read_bytes() != Path(scaled[1].onnx_path).read_bytes()
+    assert len(scaled) == 2 and scaled[0].model_path != scaled[1].model_path
+    assert Path(scaled[0].model_path).read_bytes() != Path(scaled[1].model_path).read_bytes()

@@ -21,8 +21,8 @@ from cpuwise.optimize import runtimes
 from cpuwise.optimize.deploy.artifact import RunConfig, read
 from cpuwise.optimize.deploy.batcher import MicroBatcher
 from cpuwise.optimize.deploy.cache import PredictionCache, content_key
+from cpuwise.optimize.inputs import check_feed, to_numpy
 from cpuwise.optimize.io import Feed, lengths, run_all, take
-from cpuwise.optimize.runtimes.onnxruntime import ORT_DTYPES
 
 
 class Predictor:
@@ -30,7 +30,7 @@ class Predictor:
 
     def __init__(self, folder: Path, cfg: RunConfig, *, cache: bool = True) -> None:
         self.folder, self.config = folder, cfg
-        runtime = runtimes.get()
+        runtime = runtimes.get(cfg.runtime)
         self.session = runtime.session(folder / cfg.model, cfg.session)
         self._run = runtime.runner(self.session)
         self.input_names = [i["name"] for i in cfg.inputs]
@@ -49,21 +49,22 @@ class Predictor:
         if isinstance(inputs, list) and inputs and isinstance(inputs[0], str):
             return self._tokenise(inputs)
         if isinstance(inputs, dict):
-            feed = {k: np.asarray(v) for k, v in inputs.items()}
+            extra = sorted(set(inputs) - set(self.input_names))
+            if extra:
+                raise ConfigError(
+                    f"predict(): unexpected input {extra[0]!r}: expected the inputs {self.input_names}, "
+                    f"found {sorted(inputs)}"
+                )
+            feed = {k: to_numpy(v) for k, v in inputs.items()}
         else:
             arrays = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
             if len(arrays) != len(self.input_names):
                 raise ConfigError(
-                    f"expected {len(self.input_names)} inputs {self.input_names}, got {len(arrays)}"
+                    f"predict(): expected {len(self.input_names)} input(s) {self.input_names}, found "
+                    f"{len(arrays)}; fix: pass one array per input, in that order (or a dict by name)"
                 )
-            feed = {n: np.asarray(a) for n, a in zip(self.input_names, arrays, strict=True)}
-        for spec in self.config.inputs:
-            want = ORT_DTYPES.get(spec["dtype"])
-            if spec["name"] not in feed:
-                raise ConfigError(f"missing input '{spec['name']}'; the model takes {self.input_names}")
-            if want is not None and feed[spec["name"]].dtype != want:
-                feed[spec["name"]] = feed[spec["name"]].astype(want)
-        return feed
+            feed = {n: to_numpy(a) for n, a in zip(self.input_names, arrays, strict=True)}
+        return check_feed(feed, self.config.inputs, source="predict()")
 
     def _tokenise(self, texts: list[str]) -> Feed:
         if self.tokenizer is None:

@@ -22,14 +22,17 @@ skips it with a note when the model lacks one, so `propose` never has to check.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cpuwise.optimize import runtimes
 from cpuwise.optimize.io import Feed, IOConfig, SequenceSpec
-from cpuwise.optimize.search.choose import Budget, Candidate, faster
+from cpuwise.optimize.runtimes import Runtime
+from cpuwise.optimize.search.choose import Budget, Candidate, faster, speed, within
 from cpuwise.optimize.search.judge import Judge
 
 # What a pass may need, and how a skip note names it.
@@ -58,7 +61,13 @@ class Plan:
     time_budget_s: float = 120.0
     calibrate: bool = True  # the eval rows may calibrate static INT8 (False: synthetic rows)
     measure_reference: bool = True  # also time the torch model as given (the speed-up baseline)
+    auto: bool = False  # the passes came from passes="auto" (distillation then runs only when it fits)
+    deadline: float = float("inf")  # time.perf_counter() by which the search should be done
     _taken: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def time_left(self) -> float:
+        """Seconds left of the search's time budget."""
+        return self.deadline - time.perf_counter()
 
     def model_path(self, stem: str) -> Path:
         """A model file in the work folder that no other candidate of this search uses.
@@ -92,6 +101,14 @@ class Basis:
     sequence: SequenceSpec | None = None
     fused: bool = False
     int8_recipe: Any = None  # the runtime's recipe; None when the int8 pass did not run
+    runtime: str = runtimes.DEFAULT  # the branch of the search this basis belongs to
+    parts: dict[str, str] = field(default_factory=dict)  # the composition of `best` (see choose.STAGES)
+    alt_settings: tuple[Any, ...] = ()  # other measured settings within budget (bf16, the runner-up)
+
+    @property
+    def rt(self) -> Runtime:
+        """The runtime of this branch."""
+        return runtimes.get(self.runtime)
 
     def has(self, need: str) -> bool:
         """True when the model offers `need` (a key of NEEDS)."""
@@ -101,15 +118,32 @@ class Basis:
             "sequence": self.sequence is not None,
         }[need]
 
-    def with_best(self, cands: Iterable[Candidate], target: str) -> Basis:
-        """This basis with `best` moved to the fastest lossless candidate among `cands` and itself."""
+    def with_best(self, cands: Iterable[Candidate], target: str, reference: float = 1.0,
+                  budget: Budget | None = None) -> Basis:
+        """This basis with `best` moved to the fastest lossless candidate among `cands` and itself, and
+        `alt_settings` to the settings of the other session candidates within `budget` (fastest first):
+        one measurement may rank two settings wrongly on a busy machine, so the int8 pass tries its
+        winner with these too and the runoff decides."""
         best = self.best
+        tuned = []
         for c in cands:
-            if c.fp32 and c.deployable:
+            if c.runtime != self.runtime or not c.deployable:
+                continue
+            if c.fp32:
                 best = faster(c, best, target)
+            if budget is not None and c.technique == "session" and within(c, reference, budget):
+                tuned.append(c)
+        out = self
+        if tuned:
+            tuned.sort(key=lambda c: -speed(c, target))
+            out = replace(out, alt_settings=tuple(c.settings for c in tuned))
         if best is self.best:
-            return self
-        return replace(self, best=best, settings=best.settings or self.settings, io=best.io)
+            return out
+        parts = {k: v for k, v in best.parts.items() if k in ("fusion", "settings", "io", "runtime")}
+        settings = best.settings or self.settings
+        alts = tuple(s for s in out.alt_settings if s != settings)
+        return replace(out, best=best, settings=settings, io=best.io, parts=parts or self.parts,
+                       alt_settings=alts)
 
 
 @dataclass
@@ -138,12 +172,18 @@ class Pass(ABC):
     name: str = ""
     needs: ClassVar[frozenset[str]] = frozenset({"onnx"})
     trains: ClassVar[bool] = False  # fine-tunes or distils on the training rows (a note says which rows)
+    runtimes: ClassVar[frozenset[str] | None] = None  # the runtimes it applies to (None: every one)
+    graph: ClassVar[bool] = True  # runs in every runtime's branch (False: once, on the winning branch)
+    always: ClassVar[bool] = False  # runs even when the time budget is spent (in its shortest form)
 
     def step(self, basis: Basis, plan: Plan, judge: Judge) -> Outcome:
         """Run the pass as the search does: skipped with a note when the model lacks what it needs."""
         lacking = [NEEDS[n] for n in sorted(self.needs) if not basis.has(n)]
         if lacking:
             return Outcome(notes=[f"{self.name}: skipped, it needs {' and '.join(lacking)}"])
+        if self.runtimes is not None and basis.runtime not in self.runtimes:
+            return Outcome(notes=[f"{self.name}: not for {basis.rt.title} (it applies to "
+                                  f"{', '.join(sorted(self.runtimes))})"])
         return self.propose(basis, plan, judge)
 
     @abstractmethod

@@ -12,11 +12,19 @@ ctx.loss_fn on the labels when both are given), AdamW, within ctx.time_budget_s,
 
     result = DistillPass(epochs=3).run(teacher, PassContext(example_inputs=..., train_batches=...,
                                                             task="embedding"))
+
+In the search, distillation is honest about what it costs: with passes="auto" it runs only when
+`train_inputs` were given (a student graded on the rows it was trained on would look better than it is)
+and when the time left covers the training it needs, estimated from a short trial (`TRIAL_STEPS` steps
+of the teacher, which is at least as slow as its student); otherwise the search lists it as skipped
+with the reason and the estimate. Asked for by name, it runs (on the eval rows when there are no
+train_inputs, with a note saying so).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from cpuwise._optional import require
@@ -27,11 +35,17 @@ from cpuwise.optimize.passes._torchutil import (
     clone,
     count_macs,
     count_params,
+    output_of,
     seeded,
     train_student,
 )
+from cpuwise.optimize.passes.base import Basis, Outcome, Plan
 from cpuwise.optimize.passes.prune import PrunePass
-from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass
+from cpuwise.optimize.passes.torchpass import PassContext, PassResult, TorchPass, context
+from cpuwise.optimize.search.judge import Judge
+
+TRIAL_STEPS = 3  # training steps timed to estimate an epoch
+MEASURE_SHARE = 0.25  # of the time left, kept for exporting, quantizing and measuring the student
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -65,6 +79,43 @@ class DistillPass(TorchPass):
             )
         self.layer_stride, self.width, self.epochs, self.lr = layer_stride, width, epochs, lr
         self.temperature, self.alpha = temperature, alpha
+
+    def propose(self, basis: Basis, plan: Plan, judge: Judge) -> Outcome:
+        """In "auto": only with train_inputs and when the estimated training fits the time left."""
+        if plan.auto:
+            if plan.train_feed is None:
+                return Outcome(notes=[
+                    "distill: skipped: no train_inputs (a student trained on the evaluation rows is graded "
+                    "on what it learnt); pass train_inputs=... to let auto distil"])
+            ctx = context(plan, judge)
+            if self.applies(basis.module, ctx):
+                need, per_step, steps = self.estimate_s(basis.module, ctx)
+                have = plan.time_left() * (1 - MEASURE_SHARE)
+                if need > have:
+                    return Outcome(notes=[
+                        f"distill: skipped: {self.epochs} epochs of {steps} steps need about {need:.0f} s "
+                        f"({per_step * 1000:.0f} ms/step over a {TRIAL_STEPS}-step trial), the time budget "
+                        f"has {max(have, 0):.0f} s left for training; raise time_budget_s to distil"])
+        return super().propose(basis, plan, judge)
+
+    def estimate_s(self, model: torch.nn.Module, ctx: PassContext) -> tuple[float, float, int]:
+        """(seconds for `epochs`, seconds per step, steps per epoch) from a few timed steps of the teacher."""
+        torch = require("torch")
+        assert ctx.train_batches is not None
+        batches = list(ctx.train_batches())
+        trial = clone(model)
+        opt = torch.optim.AdamW([p for p in trial.parameters() if p.requires_grad], lr=1e-6)
+        trial.train()
+        times = []
+        for inputs, _ in batches[: TRIAL_STEPS + 1]:
+            t0 = time.perf_counter()
+            out = output_of(trial, as_inputs(inputs), ctx)
+            out.float().pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - t0)
+        per_step = float(min(times[1:] or times))  # the first step pays for allocations
+        return per_step * len(batches) * self.epochs, per_step, len(batches)
 
     def applies(self, model: torch.nn.Module, ctx: PassContext) -> bool:
         torch = require("torch")

@@ -23,24 +23,28 @@ from cpuwise.optimize.runtimes.onnxruntime import quiet_logs
 from cpuwise.optimize.search.choose import Candidate
 from cpuwise.optimize.search.judge import Judge
 
-NAME = "ONNX FP32 + transformer fusion"
+LABEL = "ORT transformer fusion"
 
 
 class FusePass(Pass):
     """Fuse attention subgraphs of the FP32 graph (lossless); later passes build on the fused graph."""
 
     name = "fuse"
+    runtimes = frozenset({"onnxruntime"})  # OpenVINO fuses attention itself when it compiles a model
 
     def propose(self, basis: Basis, plan: Plan, judge: Judge) -> Outcome:
         dst = basis.graph.with_name(basis.graph.stem + ".fused.onnx")
+        parts = basis.parts | {"fusion": LABEL}
         try:
             stats = fuse_transformer(basis.graph, dst, attention_hint(basis.module))
         except Exception as exc:  # noqa: BLE001 - fusion is an optional optimisation
-            return Outcome([Candidate(NAME, self.name, dropped=f"fusion failed: {exc}"[:300])])
+            dropped = f"fusion failed: {exc}"[:300]
+            return Outcome([Candidate(LABEL, self.name, dropped=dropped, runtime=basis.runtime, parts=parts)])
         if stats is None:
             return Outcome(notes=[f"{self.name}: no transformer attention to fuse in this graph; left as is"])
         shown = ", ".join(f"{k} x{v}" for k, v in stats.items())
-        c = judge.measure_file(NAME, self.name, dst, basis.settings, basis.io, params=stats,
+        c = judge.measure_file("", self.name, dst, basis.settings, basis.io, runtime=basis.rt, params=stats,
+                               parts=parts, parent=basis.best.name,
                                notes=[f"ORT transformer optimizer: {shown}"])
         return Outcome([c], basis=replace(basis, graph=dst, fused=True) if c.ok else None)
 

@@ -74,6 +74,7 @@ class TorchPass(Pass):
     """A pass that rewrites a torch model. Subclasses set `name` and implement applies/run."""
 
     needs = frozenset({"torch"})
+    graph = False  # runs once, on the winning runtime's branch, with its settings, fusion and INT8 recipe
 
     @abstractmethod
     def applies(self, model: torch.nn.Module, ctx: PassContext) -> bool:
@@ -104,17 +105,19 @@ class TorchPass(Pass):
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)
         ][:3]
         label = name + (f" ({', '.join(shown_params)})" if shown_params else "")
-        if basis.fused:  # fused with its own head count: pruning may have removed heads
+        rt = basis.rt
+        if basis.fused and rt.name == "onnxruntime":  # fused with its own head count: pruning may drop heads
             path = fuse_or_keep(path, attention_hint(res.model))
+        parts = {k: v for k, v in basis.parts.items() if k != "int8"} | {"model": label}
         # fp32=False: a changed model is not lossless, so it may never be the budget-impossible fallback
-        c = judge.measure_file(label, name, path, basis.settings, basis.io, fp32=False, params=res.params,
-                               notes=list(res.notes))
+        c = judge.measure_file("", name, path, basis.settings, basis.io, runtime=rt, fp32=False,
+                               params=res.params, notes=list(res.notes), parts=parts, parent=basis.best.name)
         out = Outcome([c])
         if basis.int8_recipe is not None and c.ok:
             # keeping layers in float only pays when the FP32 student itself is within budget
             fits = within(c, judge.reference_score, plan.budget)
-            int8, _ = quantize_and_measure(path, [basis.int8_recipe], basis.settings, basis.io, plan, judge,
-                                           prefix=f"{name} + ", allow_keep_fp32=fits)
+            int8, _ = quantize_and_measure(basis, path, [basis.int8_recipe], plan, judge, parts=parts,
+                                           parent=c.name, allow_sensitivity=fits)
             out.extend(int8)
         return out
 

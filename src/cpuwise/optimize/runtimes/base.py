@@ -17,7 +17,7 @@ import numpy as np
 
 from cpuwise.optimize.io import Feed
 
-Runner = Callable[[Feed], np.ndarray]
+Runner = Callable[[Feed], np.ndarray]  # may also have `map(feeds) -> list[np.ndarray]` (see io.run_many)
 
 
 class Settings(Protocol):
@@ -51,6 +51,19 @@ class Runtime(Protocol):
 
     name: str  # the key in `runtimes.RUNTIMES`
     title: str  # how reports name it ("ONNX Runtime")
+    model_suffix: str  # the file type of the models it writes (its INT8 models): ".onnx", ".xml"
+
+    def available(self) -> bool:
+        """True when its packages are installed (the search leaves it out otherwise, with a note)."""
+        ...
+
+    def lossless(self, settings: Any) -> bool:
+        """True when `settings` compute in full FP32 (False: e.g. OpenVINO's bf16 precision)."""
+        ...
+
+    def aware_recipe(self) -> Recipe | None:
+        """The runtime's own accuracy-aware INT8 recipe (ranks layers by their effect), or None."""
+        ...
 
     def default_settings(self) -> Settings:
         """The settings a user gets without tuning (the speed-up baseline)."""
@@ -86,8 +99,12 @@ class Runtime(Protocol):
         """The recipe derived models get when no recipe was measured within budget on the base model."""
         ...
 
-    def quantize(self, src: str | Path, dst: str | Path, recipe: Any, calibration: list[Feed] | None) -> str:
-        """Write the INT8 model for `recipe` to `dst`; returns a note ("" or why the recipe changed)."""
+    def quantize(self, src: str | Path, dst: str | Path, recipe: Any, calibration: list[Feed] | None,
+                 **aware: Any) -> str:
+        """Write the INT8 model for `recipe` to `dst`; returns a note ("" or why the recipe changed).
+
+        An accuracy-aware recipe also gets `validate` (compiled model -> budget slack, >= 0 within budget)
+        and `validation` (feeds)."""
         ...
 
     def weight_groups(self, model: str | Path) -> dict[str, list[str]]:

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cpuwise._optional import require
+from cpuwise._optional import available, require
 from cpuwise.optimize.bench import BenchResult, measure
 from cpuwise.optimize.io import Feed, IOConfig, SequenceSpec
 from cpuwise.optimize.runtimes.base import Runner
@@ -51,6 +52,7 @@ class SessionSettings:
     inter_op_threads: int = 1
     spinning: bool = True
     execution_mode: str = "sequential"  # or "parallel" (only helps graphs with independent branches)
+    requests: int = 1  # batches run at once by `map` (threads sharing the session: ORT's "streams")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +63,8 @@ class SessionSettings:
 
     def label(self) -> str:
         spin = "spin" if self.spinning else "no-spin"
-        return f"{self.graph_level}, {self.intra_op_threads or 'default'} threads, {spin}"
+        streams = f", {self.requests} in flight" if self.requests > 1 else ""
+        return f"{self.graph_level}, {self.intra_op_threads or 'default'} threads, {spin}{streams}"
 
 
 def settings_grid(cores: int, *, quick: bool = False) -> list[SessionSettings]:
@@ -75,6 +78,8 @@ def settings_grid(cores: int, *, quick: bool = False) -> list[SessionSettings]:
         for spin in (True, False)
         if not (t == 1 and not spin)  # spinning is irrelevant with one thread
     ]
+    if cores >= 2:  # one single-threaded batch per core: no thread hand-offs inside small ops
+        grid.append(SessionSettings(intra_op_threads=1, spinning=False, requests=cores))
     if cores >= 4 and not quick:
         grid.append(
             SessionSettings(intra_op_threads=cores // 2, inter_op_threads=2, execution_mode="parallel")
@@ -106,15 +111,34 @@ def make_session(model: str | Path | bytes, settings: SessionSettings | None = N
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
 
-def ort_runner(session: Any) -> Runner:
+class OrtRunner:
+    """Runs an ORT session on one feed, or on several at once (`map`, `requests` threads: ORT releases the
+    GIL while it runs, so each thread runs its own batch); first output only, extra feed keys ignored."""
+
+    def __init__(self, session: Any, requests: int = 1) -> None:
+        self.session, self.requests = session, max(1, requests)
+        self.names = [i.name for i in session.get_inputs()]
+        self.out = session.get_outputs()[0].name
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __call__(self, feed: Feed) -> np.ndarray:
+        return np.asarray(self.session.run([self.out], {n: feed[n] for n in self.names})[0])
+
+    def map(self, feeds: Sequence[Feed]) -> list[np.ndarray]:
+        if self.requests == 1 or len(feeds) < 2:
+            return [self(f) for f in feeds]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.requests, thread_name_prefix="cpuwise-ort")
+        return list(self._pool.map(self, feeds))
+
+    def __del__(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+def ort_runner(session: Any, requests: int = 1) -> OrtRunner:
     """A runner for an ORT session that returns its first output; extra feed keys are ignored."""
-    names = [i.name for i in session.get_inputs()]
-    out = session.get_outputs()[0].name
-
-    def run(feed: Feed) -> np.ndarray:
-        return np.asarray(session.run([out], {n: feed[n] for n in names})[0])
-
-    return run
+    return OrtRunner(session, requests)
 
 
 def onnx_io(path: str | Path) -> tuple[list[dict[str, Any]], str]:
@@ -165,7 +189,7 @@ class Recipe:
     per_channel: bool = False
     reduce_range: bool = False
     note: str = ""
-    keep_fp32: str = ""  # a weight-shape group (see weight_groups) left in float: the offending nodes
+    keep_fp32: str = ""  # weight-shape groups (see weight_groups) left in float, joined by "|"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,7 +300,8 @@ def quantize(src: str | Path, dst: str | Path, recipe: Recipe, calibration: list
     q = require("onnxruntime.quantization", extra="optimize", purpose="INT8 quantization")
     wtype = q.QuantType.QUInt8 if recipe.weight_type == "u8" else q.QuantType.QInt8
     note = ""
-    exclude = weight_groups(src).get(recipe.keep_fp32, []) if recipe.keep_fp32 else []
+    groups = weight_groups(src) if recipe.keep_fp32 else {}
+    exclude = [n for g in recipe.keep_fp32.split("|") if g for n in groups.get(g, [])]
     exclude += [f"{n}_MatMul" for n in exclude]  # the quantizer first rewrites Gemm as `<name>_MatMul` + Add
     with quiet_logs():
         if recipe.mode == "static" and calibration:
@@ -318,6 +343,16 @@ class OnnxRuntime:
 
     name = "onnxruntime"
     title = "ONNX Runtime"
+    model_suffix = ".onnx"
+
+    def available(self) -> bool:
+        return available("onnxruntime")
+
+    def lossless(self, settings: SessionSettings) -> bool:
+        return True
+
+    def aware_recipe(self) -> None:
+        return None  # the int8 pass's own per-group sensitivity search serves ORT
 
     def default_settings(self) -> SessionSettings:
         return SessionSettings()
@@ -332,10 +367,11 @@ class OnnxRuntime:
         return settings_grid(cores, quick=quick)
 
     def session(self, model: str | Path | bytes, settings: SessionSettings | None = None) -> Any:
-        return make_session(model, settings)
+        return make_session(model, settings), (settings or SessionSettings()).requests
 
     def runner(self, session: Any) -> Runner:
-        return ort_runner(session)
+        sess, requests = session
+        return ort_runner(sess, requests)
 
     def model_io(self, model: str | Path) -> tuple[list[dict[str, Any]], str]:
         return onnx_io(model)
@@ -347,7 +383,8 @@ class OnnxRuntime:
         return ORT_DEFAULT if vnni else SAFE_S8
 
     def quantize(
-        self, src: str | Path, dst: str | Path, recipe: Recipe, calibration: list[Feed] | None = None
+        self, src: str | Path, dst: str | Path, recipe: Recipe, calibration: list[Feed] | None = None,
+        **aware: Any
     ) -> str:
         return quantize(src, dst, recipe, calibration)
 

@@ -20,6 +20,25 @@ from cpuwise.optimize.io import IOConfig
 from cpuwise.optimize.runtimes import Settings
 
 TARGETS = ("latency", "throughput")
+# The stages a candidate composes, in pipeline order; its name joins the techniques it uses at each.
+STAGES = ("model", "fusion", "int8", "runtime", "settings", "io")
+
+
+def compose(parts: dict[str, str]) -> str:
+    """The name of a composition: its techniques in pipeline order, joined by " + " (pure).
+
+    The runtime reads "<runtime> FP32" when nothing quantized the model: {"runtime": "OpenVINO",
+    "io": "dynamic padding"} is "OpenVINO FP32 + dynamic padding".
+    """
+    named = dict(parts)
+    if named.get("runtime") and not named.get("int8") and not named["runtime"].endswith("FP32"):
+        named["runtime"] += " FP32"
+    return " + ".join(named[s] for s in STAGES if named.get(s))
+
+
+def techniques(parts: dict[str, str]) -> int:
+    """How many techniques a composition uses beyond running the exported graph (pure)."""
+    return sum(1 for s in STAGES if parts.get(s) and s != "runtime")
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class Candidate:
     technique: str  # "reference", "onnx", "session", "io", "int8", "prune", "lowrank", "distill", ...
     fp32: bool = True  # lossless: the model as given in FP32 (False for INT8 and prune/lowrank/distill)
     deployable: bool = True  # False for the torch eager reference
-    onnx_path: str | None = None
+    model_path: str | None = None
     settings: Settings | None = None  # the runtime's session settings it was measured with
     io: IOConfig = field(default_factory=IOConfig)
     bench: BenchResult | None = None
@@ -74,6 +93,9 @@ class Candidate:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dropped: str = ""  # why the candidate was dropped ("" = kept)
+    runtime: str = "onnxruntime"  # the runtime it runs on (a key of runtimes.RUNTIMES)
+    parts: dict[str, str] = field(default_factory=dict)  # stage -> technique (see STAGES, `compose`)
+    parent: str = ""  # the candidate it adds one technique to: it must measure faster than that one
 
     @property
     def ok(self) -> bool:
@@ -86,7 +108,7 @@ class Candidate:
             "technique": self.technique,
             "fp32": self.fp32,
             "deployable": self.deployable,
-            "onnx_path": self.onnx_path,
+            "model_path": self.model_path,
             "settings": self.settings.to_dict() if self.settings else None,
             "io": self.io.to_dict(),
             "bench": self.bench.to_dict() if self.bench else None,
@@ -95,6 +117,10 @@ class Candidate:
             "params": self.params,
             "notes": self.notes,
             "dropped": self.dropped,
+            "runtime": self.runtime,
+            "parts": self.parts,
+            "techniques": techniques(self.parts),
+            "parent": self.parent,
         }
 
 
