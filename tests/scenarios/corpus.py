@@ -5,16 +5,34 @@ and carries no hint for the doctor. `verdict` is the primary finding the doctor 
 lists verdicts it must not give (the wrong ones it used to give); `fix_contains` are fragments the
 primary finding's code fix must contain, in the idiom of the job's framework.
 
+`deterministic` scenarios end the same way on any machine (a crash, a hang): the suite runs them. The
+others are judged on measured shares of time and CPU, which depend on the machine and its load: the suite
+replays a recording of each one (tests/scenarios/recordings, made by `python benchmarks/corpus.py
+--record`), and `pytest tests/scenarios --corpus` or the benchmark runs them for real.
+
 Classes that need hardware this machine lacks (NCCL, per-rank GPUs, a GPU `.item()` stall, a
 container CPU quota) are checked on recordings and fakes in tests/diagnose, not here.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpuwise._schema import Recording
+from cpuwise.diagnose import diagnose
+from cpuwise.diagnose.findings import Finding
+from cpuwise.diagnose.metrics import measure
+from cpuwise.monitor.backends import NoGpu
+from cpuwise.monitor.runner import run_job
+from cpuwise.testing.verdicts import accepted
+
 HERE = Path(__file__).resolve().parent
+RECORDINGS = HERE / "recordings"
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,12 @@ class Scenario:
     ranks: int | None = None  # ranks the doctor must recognise
     env: dict[str, str] = field(default_factory=dict)
     says: tuple[str, ...] = ()  # fragments the primary finding's summary must contain
+    deterministic: bool = False  # the verdict holds however fast or loaded the machine is
+
+    @property
+    def label(self) -> str:
+        """The scenario's id in test names and recording file names."""
+        return self.script.removesuffix(".py") + ("+hog" if self.neighbour_hog else "")
 
     def command(self, python: str) -> list[str]:
         return [python, *self.launcher, str(HERE / self.script), *self.args]
@@ -55,7 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              ranks=2),
     Scenario("DDP gloo, one slow rank", "ddp_gloo_straggler.py", ("straggler",), ranks=2),
     Scenario("DDP gloo, rank 1 crashes", "ddp_gloo_rank_crash.py", ("crashed",), exit_code=1, ranks=2,
-             says=("Rank 1 crashed", "corrupt record")),
+             says=("Rank 1 crashed", "corrupt record"), deterministic=True),
     Scenario("torchrun gloo, compute-bound", "torchrun_gloo_compute.py", ("healthy",), wrong=INPUT_BOUND,
              launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"), ranks=2),
     Scenario("Lightning, slow dataset, no workers", "lightning_slow_dataset.py", ("too_few_workers",),
@@ -74,8 +98,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("tiny steps through worker processes", "torch_tiny_steps.py", ("input_bound",)),
     Scenario("a CPU hog beside the job", "torch_jpeg_workers_saturated.py", ("cpu_contention",),
              neighbour_hog=True),
-    Scenario("crash on a bad batch", "torch_crash_shape.py", ("crashed",), exit_code=1),
-    Scenario("deadlocked workers", "torch_worker_deadlock.py", ("hung",), hang_timeout=6.0, exit_code=143),
+    Scenario("crash on a bad batch", "torch_crash_shape.py", ("crashed",), exit_code=1, deterministic=True),
+    Scenario("deadlocked workers", "torch_worker_deadlock.py", ("hung",), hang_timeout=6.0, exit_code=143,
+             deterministic=True),
     # cpuwise.data decodes at reduced scale: on 2 cores its workers may not saturate the CPU, and the
     # consumer's wait is then the pipeline's hand-off ("elsewhere"); either way the fix is in cd.'s idiom.
     Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py",
@@ -83,3 +108,50 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("generator loop timed by cpuwise.watch", "watch_generator_loop.py", ("too_few_workers",),
              framework="torch"),
 )
+
+
+def run(sc: Scenario) -> tuple[Recording, list[Finding], float]:
+    """Run the scenario's script under the doctor (CPU only) in the current folder: its recording, the
+    findings and the seconds it took. Callers run it in a scratch folder (HF and Lightning write logs)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if sc.neighbour_hog else None
+    env = dict(os.environ)
+    os.environ.update({"KERAS_BACKEND": "torch", "TOKENIZERS_PARALLELISM": "false", **sc.env})
+    t0 = time.monotonic()
+    try:
+        rec = run_job(sc.command(sys.executable), gpu=NoGpu("scenario corpus: CPU only"),
+                      hang_timeout=sc.hang_timeout)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    return rec, diagnose(rec), time.monotonic() - t0
+
+
+def problems(sc: Scenario, rec: Recording, findings: list[Finding]) -> list[str]:
+    """What is wrong with the doctor's answer on this scenario (empty: it is right): the exit code, the
+    primary verdict (or cpu_contention under competition) and no wrong one, the fix's idiom, the summary,
+    the ranks recognised as ranks."""
+    ids = [f.id for f in findings]
+    if rec.exit_code != sc.exit_code:
+        return [f"exit code {rec.exit_code} (expected {sc.exit_code}); "
+                f"{rec.job_info.get('python_exception')}; findings {ids}"]
+    ok, why = accepted(rec, findings, expected=sc.verdict, wrong=sc.wrong)
+    if not ok:
+        return [why + "\n" + "\n".join(f"{f.id}: {f.summary}" for f in findings)]
+    found: list[str] = []
+    mine = findings[0] if findings[0].id in sc.verdict else None
+    if mine is not None:  # None only when cpu_contention is the primary verdict (accepted above): the job's
+        # own fix cannot be judged while another process takes its cores
+        found += [f"{fragment!r} not in the fix of {mine.id}:\n{mine.fix_code}"
+                  for fragment in sc.fix_contains if fragment not in mine.fix_code]
+        found += [f"{fragment!r} not in {mine.id}'s summary: {mine.summary}"
+                  for fragment in sc.says if fragment not in mine.summary]
+    if sc.ranks is not None:
+        m = measure(rec)
+        if sorted(r.rank for r in m.ranks) != list(range(sc.ranks)):
+            found.append(f"ranks recognised: {m.ranks}")
+        elif {p.role for p in rec.processes if p.pid in {r.pid for r in m.ranks}} != {"rank"}:
+            found.append("a rank's process is not given the role 'rank'")
+    return found

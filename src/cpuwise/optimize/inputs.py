@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,18 @@ def tokenize(tokenizer_file: str | Path, texts: list[str], names: list[str], max
     tok = tk.Tokenizer.from_file(str(tokenizer_file))
     tok.no_padding()
     tok.enable_truncation(max_length=max_length)
-    encs = tok.encode_batch(list(texts))
+    return pad_encodings(tok.encode_batch(list(texts)), names or ["input_ids", "attention_mask"])
+
+
+def pad_encodings(encs: Sequence[Any], names: Sequence[str]) -> Feed:
+    """A feed of the model inputs `names` asks for (input_ids, attention_mask, token_type_ids) from
+    `tokenizers` encodings, zero-padded to the longest."""
     n = max(len(e.ids) for e in encs)
-    feed = {k: np.zeros((len(encs), n), dtype=np.int64) for k in names or ["input_ids", "attention_mask"]}
+    feed = {k: np.zeros((len(encs), n), dtype=np.int64) for k in names}
     for i, e in enumerate(encs):
         k = len(e.ids)
-        feed["input_ids"][i, :k] = e.ids
+        if "input_ids" in feed:
+            feed["input_ids"][i, :k] = e.ids
         if "attention_mask" in feed:
             feed["attention_mask"][i, :k] = 1
         if "token_type_ids" in feed:

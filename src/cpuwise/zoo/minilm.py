@@ -152,9 +152,9 @@ def _paragraph(doc: str | None, index: int = 0, min_words: int = 20, max_words: 
     return para
 
 
-def _stdlib_docs() -> Iterator[str | None]:
-    """Docstrings of stdlib modules, their public classes/functions and the classes' public methods, in a
-    deterministic order."""
+def _stdlib_docs(methods: bool = True) -> Iterator[str | None]:
+    """Docstrings of stdlib modules, their public classes/functions and (with `methods`) the classes'
+    public methods, in a deterministic order."""
     for name in sorted(set(sys.stdlib_module_names)):
         if name.startswith(_SKIP_MODULES):
             continue
@@ -171,7 +171,7 @@ def _stdlib_docs() -> Iterator[str | None]:
             obj = getattr(mod, attr, None)
             if getattr(obj, "__module__", None) == name:
                 yield getattr(obj, "__doc__", None)
-                if isinstance(obj, type):  # and its methods'
+                if methods and isinstance(obj, type):  # and its methods'
                     for meth in sorted(vars(obj)):
                         if not meth.startswith("_"):
                             yield getattr(vars(obj)[meth], "__doc__", None)
@@ -205,32 +205,13 @@ def docstring_corpus(min_sentences: int = 700, limit: int | None = None) -> list
     Deterministic for a given Python version (modules in sorted order). Raises RuntimeError when fewer
     than `min_sentences` are found (e.g. a stripped Python without docstrings, `python -OO`).
     """
-    stdlib = sorted(set(sys.stdlib_module_names))
     seen: set[str] = set()
     out: list[str] = []
-
-    def add(doc: str | None) -> None:
-        s = _first_sentence(doc)
-        if s and s.lower() not in seen:
-            seen.add(s.lower())
-            out.append(s)
-
-    for name in stdlib:
-        if name.startswith(_SKIP_MODULES):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mod = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - platform-specific modules fail to import; skip them
-            continue
-        add(mod.__doc__)
-        for attr in sorted(vars(mod)):
-            if attr.startswith("_"):
-                continue
-            obj = getattr(mod, attr, None)
-            if getattr(obj, "__module__", None) == name:
-                add(getattr(obj, "__doc__", None))
+    for doc in _stdlib_docs(methods=False):
+        sentence = _first_sentence(doc)
+        if sentence and sentence.lower() not in seen:
+            seen.add(sentence.lower())
+            out.append(sentence)
         if limit is not None and len(out) >= limit:
             break
     if len(out) < min_sentences:

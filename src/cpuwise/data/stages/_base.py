@@ -344,3 +344,20 @@ class Stage:
             self.upstream.reset(None)
             return
         self.upstream.reset(state_sub(initial_state, self.UPSTREAM_KEY, self.name))
+
+
+class OrderStage(Stage):
+    """A stage whose work is done on the source's read order at build time (a global shuffle, an index
+    shard): at run time it passes its upstream's items and state through unchanged."""
+
+    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
+        super().reset(initial_state)
+        self.reset_upstream(initial_state)
+
+    def next(self) -> Any:
+        assert self.upstream is not None
+        return self.upstream.__next__()
+
+    def get_state(self) -> dict[str, Any]:
+        assert self.upstream is not None
+        return {self.UPSTREAM_KEY: self.upstream.get_state()}

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cpuwise._schema import StageEntry
-from cpuwise.data.stages._base import BuildContext, Spec, Stage, require_upstream, state_int
+from cpuwise.data.stages._base import BuildContext, OrderStage, Spec, Stage, require_upstream, state_int
 from cpuwise.data.stages._lockstep import Lockstep, PadStage
 from cpuwise.data.stages.batch import BatchSpec
 from cpuwise.data.stages.filter import FilterSpec
@@ -177,7 +177,7 @@ class _ShardBase(Stage):
         return rows
 
 
-class IndexShard(_ShardBase):
+class IndexShard(OrderStage, _ShardBase):
     """Deals by index: the source reads this rank's positions of the (shuffled) order."""
 
     def __init__(self, name: str, upstream: Stage, source: IndexSource, lock: Lockstep,
@@ -193,18 +193,6 @@ class IndexShard(_ShardBase):
             return mine if perm is None else perm[mine]
 
         source.order_fn = order
-
-    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
-        super().reset(initial_state)
-        self.reset_upstream(initial_state)
-
-    def next(self) -> Any:
-        assert self.upstream is not None
-        return self.upstream.__next__()
-
-    def get_state(self) -> dict[str, Any]:
-        assert self.upstream is not None
-        return {self.UPSTREAM_KEY: self.upstream.get_state()}
 
 
 class StreamShard(_ShardBase):

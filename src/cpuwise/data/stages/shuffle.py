@@ -13,6 +13,7 @@ import numpy as np
 from cpuwise.data.stages._base import (
     BuildContext,
     LazyState,
+    OrderStage,
     Spec,
     Stage,
     require_upstream,
@@ -62,7 +63,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return rng.permutation(n).astype(dtype, copy=False)
 
 
-class GlobalShuffle(Stage):
+class GlobalShuffle(OrderStage):
     """Makes an IndexSource read in a fresh permutation each epoch; O(1) state.
 
     `upstream` is the source itself, or one-to-one map stages over it: permuting the inputs of a
@@ -77,18 +78,6 @@ class GlobalShuffle(Stage):
         n = len(source.seq)
         # capture values, not self: no reference cycle, so a dropped pipeline is freed at once
         source.order_fn = lambda: epoch_permutation(seed, epoch_fn(), n)
-
-    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
-        super().reset(initial_state)
-        self.reset_upstream(initial_state)
-
-    def next(self) -> Any:
-        assert self.upstream is not None
-        return self.upstream.__next__()
-
-    def get_state(self) -> dict[str, Any]:
-        assert self.upstream is not None
-        return {self.UPSTREAM_KEY: self.upstream.get_state()}
 
 
 class _Window:

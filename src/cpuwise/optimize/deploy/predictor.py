@@ -21,7 +21,7 @@ from cpuwise.optimize import runtimes
 from cpuwise.optimize.deploy.artifact import RunConfig, read
 from cpuwise.optimize.deploy.batcher import MicroBatcher
 from cpuwise.optimize.deploy.cache import PredictionCache, content_key
-from cpuwise.optimize.inputs import check_feed, to_numpy
+from cpuwise.optimize.inputs import check_feed, pad_encodings, to_numpy
 from cpuwise.optimize.io import Feed, lengths, run_all, take
 
 
@@ -69,18 +69,7 @@ class Predictor:
     def _tokenise(self, texts: list[str]) -> Feed:
         if self.tokenizer is None:
             raise ConfigError("this model has no tokenizer in its cpuwise.json: pass token arrays, not text")
-        encs = self.tokenizer.encode_batch(texts)
-        n = max(len(e.ids) for e in encs)
-        feed = {k: np.zeros((len(encs), n), dtype=np.int64) for k in self.input_names}
-        for i, e in enumerate(encs):
-            k = len(e.ids)
-            if "input_ids" in feed:
-                feed["input_ids"][i, :k] = e.ids
-            if "attention_mask" in feed:
-                feed["attention_mask"][i, :k] = 1
-            if "token_type_ids" in feed:
-                feed["token_type_ids"][i, :k] = e.type_ids
-        return feed
+        return pad_encodings(self.tokenizer.encode_batch(texts), self.input_names)
 
     def predict(self, inputs: Any) -> np.ndarray:
         """Outputs for every row of `inputs`, in order."""
