@@ -56,21 +56,25 @@ class ProcfsProcessBackend:
         self._prev_cpu: dict[int, tuple[float, float]] = {}
         self._tick = 0
         self._root_name: str | None = None
-        self._helpers: dict[int, bool] = {}
+        self._cmdlines: dict[int, list[str]] = {}
         self._counters: dict[int, tuple[int, int, int | None]] = {}  # pid -> last (ctx vol, invol, read)
         self._first_seen: dict[int, float] = {}
         self.private_warmup_s = private_warmup_s
 
-    def _is_helper(self, pid: int) -> bool:
-        """Whether `pid` is a multiprocessing helper (forkserver, resource tracker); read once per pid."""
-        known = self._helpers.get(pid)
+    def _cmdline(self, pid: int) -> list[str]:
+        """The command line of `pid`, read once per pid (what it was started as: multiprocessing's helpers
+        and Ray's daemons are told apart by it; a retitled Ray worker shows in its name). A process in
+        the middle of its exec reads as empty: that is read again on the next tick, not kept."""
+        known = self._cmdlines.get(pid)
         if known is None:
             try:
                 with open(f"{self.proc}/{pid}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                    raw = f.read()
             except OSError:
-                cmd = ""
-            known = self._helpers[pid] = is_mp_helper(cmd)
+                raw = b""
+            known = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+            if known:
+                self._cmdlines[pid] = known
         return known
 
     def pids(self) -> list[int]:
@@ -99,6 +103,7 @@ class ProcfsProcessBackend:
                 self._prev_cpu.pop(pid, None)
                 self._counters.pop(pid, None)
                 self._first_seen.pop(pid, None)
+                self._cmdlines.pop(pid, None)
                 self.uss.forget(pid)
                 continue
             if full or pid not in self._counters:
@@ -109,8 +114,11 @@ class ProcfsProcessBackend:
         for raw in raws:
             if raw.pid == self.root_pid:
                 self._root_name = raw.name
-        role = {r.pid: role_of(r.pid, r.ppid, r.name, roles, self.root_pid, self._root_name,
-                               helper=self._is_helper(r.pid)) for r in raws}
+        role = {}
+        for r in raws:
+            cmd = self._cmdline(r.pid)
+            role[r.pid] = role_of(r.pid, r.ppid, r.name, roles, self.root_pid, self._root_name,
+                                  helper=is_mp_helper(" ".join(cmd)), cmdline=cmd)
         faults = {r.pid: r.minflt for r in raws if r.state != "zombie"}
         # Private memory matters where copy-on-read happens, the data workers (the rules read no other
         # process's); so the budget goes to them alone, once they are past their start-up (imports, first

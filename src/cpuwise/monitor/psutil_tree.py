@@ -19,6 +19,7 @@ class PsutilProcessBackend:
         self.uss_every = max(1, uss_every)
         self._procs: dict[int, psutil.Process] = {}
         self._prev_cpu: dict[int, tuple[float, float]] = {}  # pid -> (t, cpu seconds)
+        self._cmdlines: dict[int, list[str]] = {}  # pid -> its command line, read once
         self._names: dict[int, str] = {}
         self._tick = 0
         self._root_name: str | None = None
@@ -60,6 +61,7 @@ class PsutilProcessBackend:
                     core = p.cpu_num() if hasattr(p, "cpu_num") else None
                     if pid not in self._prev_cpu:
                         created = p.create_time()
+                        self._cmdlines[pid] = p.cmdline()
                 try:
                     read_bytes: int | None = p.io_counters().read_bytes
                 except (psutil.AccessDenied, AttributeError, NotImplementedError):
@@ -80,13 +82,15 @@ class PsutilProcessBackend:
             self._prev_cpu[pid] = (t, cpu_s)
             out.append(ProcessSample(
                 t=t, pid=pid, ppid=ppid, name=name,
-                role=role_of(pid, ppid, name, roles, self.root_pid, self._root_name),
+                role=role_of(pid, ppid, name, roles, self.root_pid, self._root_name,
+                             cmdline=self._cmdlines.get(pid, ())),
                 cpu_percent=round(max(0.0, cpu_pct), 2), num_threads=threads,
                 ctx_voluntary=ctx.voluntary, ctx_involuntary=ctx.involuntary, rss_bytes=rss,
                 uss_bytes=uss, read_bytes=read_bytes, status=status, cpu_core=core))
         for pid in gone:
             self._procs.pop(pid, None)
             self._prev_cpu.pop(pid, None)
+            self._cmdlines.pop(pid, None)
         return out
 
     def _uss(self, p: psutil.Process) -> int | None:

@@ -18,7 +18,8 @@ from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
 
-ROLE_COLORS = {"main": "#2e86ab", "rank": "#1b4f72", "worker": "#e4572e", "child": "#8e6c8a"}
+ROLE_COLORS = {"main": "#2e86ab", "rank": "#1b4f72", "worker": "#e4572e", "ray-worker": "#f3a712",
+               "ray-idle": "#c9b79c", "ray-system": "#5d576b", "child": "#8e6c8a"}
 WORKER_BUSY_COLOR = "#16a085"  # a data worker on the CPU, in the timeline
 STEP_COLORS = {"data-wait": "#e4572e", "compute": "#2e86ab", "sync": "#f3a712"}
 GIB = 2**30

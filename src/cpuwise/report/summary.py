@@ -19,7 +19,7 @@ from cpuwise._schema import (
 from cpuwise.diagnose.evidence import describe_exit
 from cpuwise.diagnose.metrics import Metrics
 
-ROLE_ORDER = {"main": 0, "rank": 1, "worker": 2, "child": 3}
+ROLE_ORDER = {"main": 0, "rank": 1, "worker": 2, "ray-worker": 3, "ray-idle": 4, "ray-system": 5, "child": 6}
 
 _ENDINGS = {
     END_EXITED: "ran to completion",

@@ -64,3 +64,13 @@ def test_pipeline_stats_are_evidence_and_fill_in_for_steps() -> None:
     f = diagnose(rec)[0]
     assert f.id == "input_bound_cpu_saturated"
     assert any("consumer_wait_ratio" in e for e in f.evidence)
+
+
+def test_a_cpu_saturated_cpuwise_data_pipeline_gets_the_capacity_plan_as_evidence() -> None:
+    f = diagnose(fake_recording("pipeline"))[0]
+    assert f.id == "input_bound_cpu_saturated"
+    (line,) = [e for e in f.evidence if e.startswith("cpuwise plan:")]
+    assert "node(s)" in line and "`cpuwise plan report.json`" in line
+    stock = diagnose(fake_recording())[0]  # a DataLoader job: no per-stage costs to plan from
+    assert stock.id == "input_bound_cpu_saturated"
+    assert not any(e.startswith("cpuwise plan:") for e in stock.evidence)

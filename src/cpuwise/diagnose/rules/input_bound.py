@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cpuwise._scaleout import plan_from_recording, plan_line
 from cpuwise._schema import Recording
 from cpuwise.diagnose import fixes
 from cpuwise.diagnose import thresholds as th
@@ -231,9 +232,11 @@ def _cpu_saturated(c: InputCase) -> Finding | None:
         if c.others >= th.OTHERS_SHARE * m.usable_cores
         else ""
     )
+    plan = plan_from_recording(c.rec)  # cpuwise.data jobs: the cores (and nodes) the pipeline needs
     return c.finding(
         id="input_bound_cpu_saturated",
         title="Input-bound: preprocessing saturates the CPU",
+        extra=[plan_line(plan)] if plan is not None else [],
         summary=f"{c.head} while all {m.usable_cores} usable cores are busy{shared}: preprocessing needs "
         "more CPU than the job gets, so more workers will not help.",
         fix="Make each sample cheaper: decode JPEGs at reduced scale, output uint8 and normalise on the "
