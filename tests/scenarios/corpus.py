@@ -5,10 +5,12 @@ and carries no hint for the doctor. `verdict` is the primary finding the doctor 
 lists verdicts it must not give (the wrong ones it used to give); `fix_contains` are fragments the
 primary finding's code fix must contain, in the idiom of the job's framework.
 
-`deterministic` scenarios end the same way on any machine (a crash, a hang): the suite runs them. The
-others are judged on measured shares of time and CPU, which depend on the machine and its load: the suite
-replays a recording of each one (tests/scenarios/recordings, made by `python benchmarks/corpus.py
---record`), and `pytest tests/scenarios --corpus` or the benchmark runs them for real.
+Every scenario runs end to end under the doctor in the suite. `deterministic` ones end the same way on
+any machine (a crash, a hang) and are judged whole there. The others' verdicts rest on measured shares of
+time and CPU, which the machine and its load can tip: for them the suite checks what does not depend on
+speed (`mechanics`: exit code, steps timed, ranks recognised, the framework whose idiom the fixes take)
+and judges the verdict on a recording of a real run (tests/scenarios/recordings, made by `python
+benchmarks/corpus.py --record`); `pytest tests/scenarios --corpus` and the benchmark judge them live.
 
 Classes that need hardware this machine lacks (NCCL, per-rank GPUs, a GPU `.item()` stall, a
 container CPU quota) are checked on recordings and fakes in tests/diagnose, not here.
@@ -26,6 +28,7 @@ from pathlib import Path
 from cpuwise._schema import Recording
 from cpuwise.diagnose import diagnose
 from cpuwise.diagnose.findings import Finding
+from cpuwise.diagnose.idioms import idiom_of
 from cpuwise.diagnose.metrics import measure
 from cpuwise.monitor.backends import NoGpu
 from cpuwise.monitor.runner import run_job
@@ -41,7 +44,7 @@ class Scenario:
     script: str
     verdict: tuple[str, ...]  # accepted primary verdicts
     wrong: tuple[str, ...] = ()  # verdicts that must not appear among the findings
-    framework: str = "torch"  # whose idiom the fix is written in
+    framework: str = "torch"  # whose idiom the fix is written in (cpuwise.diagnose.idioms)
     fix_contains: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     launcher: tuple[str, ...] = ()  # e.g. ("-m", "torch.distributed.run", "--nproc_per_node=2")
@@ -106,7 +109,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("cpuwise.data, decode-bound", "cpuwise_data_decode_bound.py",
              ("input_bound_cpu_saturated", "input_bound"), framework="cpuwise.data", fix_contains=("cd.",)),
     Scenario("generator loop timed by cpuwise.watch", "watch_generator_loop.py", ("too_few_workers",),
-             framework="torch"),
+             framework="loop"),
 )
 
 
@@ -129,10 +132,31 @@ def run(sc: Scenario) -> tuple[Recording, list[Finding], float]:
     return rec, diagnose(rec), time.monotonic() - t0
 
 
+def mechanics(sc: Scenario, rec: Recording) -> list[str]:
+    """What must hold of the scenario's run on any machine, however loaded: it ended as expected, the
+    doctor timed its steps, recognised its ranks and the framework whose idiom its fixes take."""
+    found = []
+    if rec.exit_code != sc.exit_code:
+        found.append(f"exit code {rec.exit_code} (expected {sc.exit_code}); "
+                     f"{rec.job_info.get('python_exception')}")
+    if sc.exit_code == 0 and not any(lane.n for lane in rec.step_lanes):
+        found.append("no steps were timed")
+    idiom = idiom_of(rec).name
+    if idiom != sc.framework:
+        found.append(f"the fixes would be written for {idiom!r}, expected {sc.framework!r}")
+    if sc.ranks is not None:
+        m = measure(rec)
+        if sorted(r.rank for r in m.ranks) != list(range(sc.ranks)):
+            found.append(f"ranks recognised: {m.ranks}")
+        elif {p.role for p in rec.processes if p.pid in {r.pid for r in m.ranks}} != {"rank"}:
+            found.append("a rank's process is not given the role 'rank'")
+    return found
+
+
 def problems(sc: Scenario, rec: Recording, findings: list[Finding]) -> list[str]:
     """What is wrong with the doctor's answer on this scenario (empty: it is right): the exit code, the
-    primary verdict (or cpu_contention under competition) and no wrong one, the fix's idiom, the summary,
-    the ranks recognised as ranks."""
+    primary verdict (or cpu_contention under competition) and no wrong one, the fix's words, the summary,
+    and the `mechanics`."""
     ids = [f.id for f in findings]
     if rec.exit_code != sc.exit_code:
         return [f"exit code {rec.exit_code} (expected {sc.exit_code}); "
@@ -148,10 +172,4 @@ def problems(sc: Scenario, rec: Recording, findings: list[Finding]) -> list[str]
                   for fragment in sc.fix_contains if fragment not in mine.fix_code]
         found += [f"{fragment!r} not in {mine.id}'s summary: {mine.summary}"
                   for fragment in sc.says if fragment not in mine.summary]
-    if sc.ranks is not None:
-        m = measure(rec)
-        if sorted(r.rank for r in m.ranks) != list(range(sc.ranks)):
-            found.append(f"ranks recognised: {m.ranks}")
-        elif {p.role for p in rec.processes if p.pid in {r.pid for r in m.ranks}} != {"rank"}:
-            found.append("a rank's process is not given the role 'rank'")
-    return found
+    return found + [m for m in mechanics(sc, rec) if not m.startswith("exit code")]
