@@ -54,6 +54,21 @@ def before_verdicts(sc: Any, src: Path, work: Path) -> dict[str, Any]:
     return {"verdict": ids[0] if ids else "insufficient_data", "all": ids}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README's table: each scenario's expected verdict, the verdict before (with --before) and now."""
+    before = result.get("before_revision")
+    head = "| scenario | expected | " + (f"before ({before}) | " if before else "") + "now |"
+    rows = [head, "|---|---|" + ("---|" if before else "") + "---|"]
+
+    def cell(verdict: str | None, ok: bool) -> str:
+        return f"{verdict or 'no report'} {'✓' if ok else '✗'}"
+
+    for r in result["scenarios"].values():
+        was = f"{cell(r['before']['verdict'], r['before']['ok'])} | " if before else ""
+        rows.append(f"| {r['name']} | {' / '.join(r['expected'])} | {was}{cell(r['verdict'], r['ok'])} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     from corpus import RECORDINGS, SCENARIOS, problems, run
 
@@ -127,6 +142,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
+    print(markdown(result))
     print(f"{result['right']}/{result['of']} right" +
           (f" (before: {result['right_before']}/{result['of']})" if args.before else "") + f"; {args.out}")
 
