@@ -68,9 +68,11 @@ def test_a_child_in_its_own_session_does_not_outlive_the_job(tmp_path: Path) -> 
 
 def test_the_job_does_not_outlive_a_sigkilled_doctor(tmp_path: Path) -> None:
     pid_file = tmp_path / "job"
+    # a SIGKILLed doctor cannot remove its scratch folder: it makes it under tmp_path (TMPDIR), not /tmp
     doctor = subprocess.Popen([sys.executable, "-m", "cpuwise.cli.doctor", "--out", str(tmp_path / "out"),
                                "--", sys.executable, str(SCRIPTS / "sleeper.py"), str(pid_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
     job = 0
     try:
         assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 60.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cpuwise.monitor import proctree
 from cpuwise.monitor.procfs import ProcfsProcessBackend, ProcSystemBackend, process_backend
 from cpuwise.monitor.psutil_tree import PsutilProcessBackend
 from cpuwise.monitor.uss import UssBudget
@@ -137,3 +139,76 @@ def test_without_proc_the_system_sampler_falls_back_to_psutil(tmp_path: Path) ->
     time.sleep(0.05)
     s = b.sample(0.05)
     assert s is not None and s.cpu_percent_per_core and s.procs_running is None and s.mem_total_bytes > 0
+
+
+
+class FakeProc:
+    """A /proc with the files the sampler reads, written tick by tick (CPU in seconds)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(exist_ok=True)
+
+    def uptime(self, seconds: float) -> None:
+        (self.root / "uptime").write_text(f"{seconds:.2f} 0.00\n")
+
+    def process(self, pid: int, ppid: int, *, cpu: float, children_cpu: float = 0.0, started: float = 0.0,
+                kids: tuple[int, ...] = ()) -> None:
+        tick = proctree.CLK_TCK
+        fields = ["S", str(ppid)] + ["0"] * 38
+        fields[11], fields[13] = str(round(cpu * tick)), str(round(children_cpu * tick))
+        fields[17], fields[19], fields[21] = "1", str(round(started * tick)), "100"
+        base = self.root / str(pid)
+        (base / "task" / str(pid)).mkdir(parents=True, exist_ok=True)
+        (base / "stat").write_text(f"{pid} (python) " + " ".join(fields) + "\n")
+        (base / "status").write_text("voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n")
+        (base / "io").write_text("read_bytes: 0\n")
+        (base / "cmdline").write_bytes(b"python\0train.py\0")
+        (base / "task" / str(pid) / "children").write_text(" ".join(map(str, kids)))
+
+    def gone(self, pid: int) -> None:
+        shutil.rmtree(self.root / str(pid))
+
+
+def test_a_reaped_childs_cpu_not_yet_counted_is_its_parents(tmp_path: Path) -> None:
+    """A child seen at 0.5 s of CPU exits with 0.55 s, and another is born and dies between two ticks with
+    0.05 s: its parent's cutime grows by 0.6 s when it reaps them, 0.1 s of which the job's CPU lacks."""
+    proc = FakeProc(tmp_path / "proc")
+    proc.uptime(100.0)
+    proc.process(1000, 1, cpu=1.0, started=10.0, kids=(1001,))
+    proc.process(1001, 1000, cpu=0.5, started=50.0)
+    b = ProcfsProcessBackend(1000, refresh_every=1, proc=str(proc.root))
+    b.sample(0.0, {})
+    proc.gone(1001)
+    proc.process(1000, 1, cpu=1.0, children_cpu=0.6, started=10.0)
+    proc.uptime(101.0)
+    (main,) = b.sample(1.0, {})
+    assert main.cpu_percent == pytest.approx(10.0)
+
+
+def test_a_process_younger_than_the_tick_counts_its_cpu_over_the_tick(tmp_path: Path) -> None:
+    """A worker born 0.25 s before a 1 s tick with 0.2 s of CPU used 20 % of a core over that tick (its
+    mean since it started, 80 %, would count 0.8 s)."""
+    proc = FakeProc(tmp_path / "proc")
+    proc.uptime(100.0)
+    proc.process(1000, 1, cpu=1.0, started=10.0)
+    b = ProcfsProcessBackend(1000, refresh_every=1, proc=str(proc.root))
+    b.sample(0.0, {})
+    proc.uptime(101.0)
+    proc.process(1000, 1, cpu=1.0, started=10.0, kids=(1002,))
+    proc.process(1002, 1000, cpu=0.2, started=100.75)
+    worker = next(s for s in b.sample(1.0, {}) if s.pid == 1002)
+    assert worker.cpu_percent == pytest.approx(20.0)
+
+
+def test_the_roots_new_children_are_sampled_between_full_walks(tmp_path: Path) -> None:
+    """A DataLoader worker the root starts between two walks of the tree is sampled from the next tick."""
+    proc = FakeProc(tmp_path / "proc")
+    proc.uptime(100.0)
+    proc.process(1000, 1, cpu=1.0, started=10.0)
+    b = ProcfsProcessBackend(1000, refresh_every=5, proc=str(proc.root))
+    assert [s.pid for s in b.sample(0.0, {})] == [1000]  # a full walk
+    proc.process(1000, 1, cpu=1.0, started=10.0, kids=(1003,))
+    proc.process(1003, 1000, cpu=0.05, started=100.05)
+    proc.uptime(100.1)
+    assert sorted(s.pid for s in b.sample(0.1, {})) == [1000, 1003]  # not a full walk

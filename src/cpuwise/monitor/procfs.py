@@ -53,7 +53,9 @@ class ProcfsProcessBackend:
         self.uss = uss or UssBudget()
         self._auto_budget = uss is None  # a budget given by the caller is kept as it is
         self._pids: list[int] = [root_pid]
-        self._prev_cpu: dict[int, tuple[float, float]] = {}
+        # pid -> (t, its CPU seconds, its reaped children's CPU seconds, its parent) at the last tick
+        self._prev_cpu: dict[int, tuple[float, float, float, int]] = {}
+        self._last_t: float | None = None  # the previous tick
         self._tick = 0
         self._root_name: str | None = None
         self._cmdlines: dict[int, list[str]] = {}
@@ -77,6 +79,12 @@ class ProcfsProcessBackend:
                 self._cmdlines[pid] = known
         return known
 
+    def _main_thread_children(self, pid: int) -> list[int]:
+        try:
+            return [int(k) for k in proctree.read_file(f"{self.proc}/{pid}/task/{pid}/children").split()]
+        except (OSError, ValueError):
+            return []
+
     def pids(self) -> list[int]:
         return list(self._pids)
 
@@ -95,12 +103,15 @@ class ProcfsProcessBackend:
         full = self._tick % self.refresh_every == 0
         if full:
             self._pids = self.tree.pids() or [self.root_pid]
+        else:
+            # between full walks, the root's main thread's new children (DataLoader workers, ranks) are
+            # picked up at once, one read: a worker started for each epoch is the job's from its start
+            self._pids += [k for k in self._main_thread_children(self.root_pid) if k not in self._pids]
         self._tick += 1
         raws: list[proctree.RawProc] = []
         for pid in self._pids:
             raw = proctree.read_process(pid, self.proc, counters=full or pid not in self._counters)
             if raw is None:
-                self._prev_cpu.pop(pid, None)
                 self._counters.pop(pid, None)
                 self._first_seen.pop(pid, None)
                 self._cmdlines.pop(pid, None)
@@ -128,19 +139,30 @@ class ProcfsProcessBackend:
         workers = {pid: n for pid, n in faults.items()
                    if role[pid] == "worker" and t - self._first_seen[pid] >= self.private_warmup_s}
         uss_pid = self.uss.pick(list(workers), workers)
+        # A child that exited between two ticks is reaped by its parent, whose cutime/cstime then grows by
+        # the child's whole CPU; what of it was not yet counted while the child was sampled is the parent's
+        # job CPU this tick (short-lived workers, e.g. restarted every epoch, would otherwise vanish from
+        # the job's CPU and look like another process's).
+        alive = {r.pid for r in raws}
+        counted: dict[int, float] = {}
+        for pid in [p for p in self._prev_cpu if p not in alive]:
+            _, cpu_s, _, ppid = self._prev_cpu.pop(pid)
+            counted[ppid] = counted.get(ppid, 0.0) + cpu_s
         out: list[ProcessSample] = []
         for raw in raws:
             pid = raw.pid
             prev = self._prev_cpu.get(pid)
-            if prev is None:
+            if prev is None:  # first seen: its mean since it started, over this tick's span when younger
                 try:
                     age = max(1e-3, proctree.uptime_s(self.proc) - raw.start_s)
                 except OSError:
                     age = 1.0
-                pct = 100.0 * raw.cpu_s / age
+                span = t - self._last_t if self._last_t is not None else 0.0
+                pct = 100.0 * raw.cpu_s / max(age, span)
             else:
-                pct = 100.0 * (raw.cpu_s - prev[1]) / max(1e-6, t - prev[0])
-            self._prev_cpu[pid] = (t, raw.cpu_s)
+                reaped = max(0.0, raw.children_cpu_s - prev[2] - counted.get(pid, 0.0))
+                pct = 100.0 * (raw.cpu_s - prev[1] + reaped) / max(1e-6, t - prev[0])
+            self._prev_cpu[pid] = (t, raw.cpu_s, raw.children_cpu_s, raw.ppid)
             out.append(ProcessSample(
                 t=t, pid=pid, ppid=raw.ppid, name=raw.name,
                 role=role[pid],
@@ -150,6 +172,7 @@ class ProcfsProcessBackend:
                 uss_bytes=self.uss.read(pid, raw.minflt) if pid == uss_pid else None,
                 read_bytes=raw.read_bytes, status=raw.state, cpu_core=raw.core))
         self._pids = [r.pid for r in raws]
+        self._last_t = t
         return out
 
 

@@ -32,6 +32,7 @@ class RawProc:
     ctx_involuntary: int
     read_bytes: int | None
     minflt: int = 0  # minor page faults (a copy-on-write copy is one)
+    children_cpu_s: float = 0.0  # user + system of its children that it has reaped (cutime + cstime)
 
 
 def read_file(path: str) -> bytes:
@@ -63,13 +64,13 @@ def read_process(pid: int, proc: str = "/proc", *, counters: bool = True) -> Raw
                 vol = int(line.split()[1])
             elif line.startswith(b"nonvoluntary_ctxt_switches:"):
                 invol = int(line.split()[1])
-        # Fields after "(comm)", 0-based: state 0, ppid 1, minflt 7, utime 11, stime 12, num_threads 17,
-        # starttime 19, rss 21 (pages), processor 36 (proc(5)).
+        # Fields after "(comm)", 0-based: state 0, ppid 1, minflt 7, utime 11, stime 12, cutime 13,
+        # cstime 14, num_threads 17, starttime 19, rss 21 (pages), processor 36 (proc(5)).
         raw = RawProc(pid=pid, ppid=int(f[1]), name=name, state=STATES.get(f[0].decode(), f[0].decode()),
                       cpu_s=(int(f[11]) + int(f[12])) / CLK_TCK, start_s=int(f[19]) / CLK_TCK,
                       num_threads=int(f[17]), rss_bytes=int(f[21]) * PAGE,
                       core=int(f[36]) if len(f) > 36 else None, ctx_voluntary=vol, ctx_involuntary=invol,
-                      read_bytes=None, minflt=int(f[7]))
+                      read_bytes=None, minflt=int(f[7]), children_cpu_s=(int(f[13]) + int(f[14])) / CLK_TCK)
     except (IndexError, ValueError):
         return None
     if not counters:
