@@ -22,6 +22,10 @@ TRIAL_ENV = "CPUWISE_TRIAL"  # "1" in every process of a trial: scripts check it
 OVERRIDES_ENV = "CPUWISE_TRIAL_OVERRIDES"  # the Overrides as JSON
 RESULT_KIND = "trial"  # the channel record a trial's main process sends with its measurement
 
+# How a trial ended (the doctor's runner decides, the report shows it).
+OK, CRASHED, TIMED_OUT, NO_STEPS, NOT_APPLIED, INTERRUPTED = (
+    "ok", "crashed", "timed out", "no steps", "not applied", "interrupted")
+
 # The fields that change the job (the rest say how to measure it).
 CHANGES = ("num_workers", "persistent_workers", "prefetch_factor", "pin_memory", "batch_size",
            "threads_main", "threads_worker", "cpuwise_data", "replay")

@@ -178,7 +178,11 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     job_env = _job_env(chan, stack_dir)
-    job_env.update(env or {})
+    extra = dict(env or {})
+    more_path = extra.pop("PYTHONPATH", None)
+    job_env.update(extra)
+    if more_path:  # after the bootstrap, which must stay first
+        job_env["PYTHONPATH"] = os.pathsep.join((job_env["PYTHONPATH"], more_path))
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage0.ru_utime + usage0.ru_stime
     # The doctor adopts the job's orphans while it runs (double forks, setsid helpers, a dead launcher's

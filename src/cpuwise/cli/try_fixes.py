@@ -1,0 +1,153 @@
+"""`cpuwise doctor --try-fixes`: run the job as is, find its bottleneck, then measure each fix.
+
+Collect (`cpuwise.monitor.trials`: each trial a fresh process tree) -> decide (`cpuwise.diagnose.trials`:
+the plan, the greedy combination, the winner) -> render (`cpuwise.report`). The first run is the
+doctor's diagnosis and sizes the trials: N steps so each takes about `TRIAL_S` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cpuwise._trials import INTERRUPTED, OK, Overrides
+from cpuwise.diagnose import diagnose
+from cpuwise.diagnose.metrics import measure
+from cpuwise.diagnose.trials import (
+    AS_IS,
+    WARMUP,
+    Trial,
+    TrialResult,
+    TryFixes,
+    conclude,
+    next_combination,
+    plan,
+    rate_of,
+    rate_results,
+    result_of,
+    steps_for,
+)
+from cpuwise.errors import ConfigError
+from cpuwise.monitor.trials import TrialRun, run_trial
+from cpuwise.report import write_reports
+from cpuwise.report.terminal import render_summary
+from cpuwise.report.trials import render_trials
+
+PROBE_S = 10.0  # seconds of measured steps in the first (diagnosis and sizing) run
+MAX_COMBINATIONS = 3
+
+
+@dataclass(frozen=True)
+class TrialOptions:
+    """The --try-fixes flags, checked."""
+
+    steps: int | None = None  # measured steps per trial (None: sized from the first run)
+    repeats: int = 1
+    trial_env: dict[str, str] | None = None
+    temp_cwd: bool = False
+    timeout: float | None = None  # per trial (None: from the first run's time)
+    interval: float = 0.1
+    hang_timeout: float | None = None
+
+
+def check_options(steps: int | None, repeats: int, timeout: float | None) -> None:
+    """ConfigError for flags that cannot work, saying what was expected, what was found and the fix."""
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be an integer >= 1 (measured steps per trial), got {steps}; "
+                          "leave it out to size trials from the first run.")
+    if repeats < 1 or repeats > 9:
+        raise ConfigError(f"--repeats must be between 1 and 9 (runs per trial, the median is kept), got "
+                          f"{repeats}.")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise ConfigError(f"--trial-timeout must be a number of seconds > 0, got {timeout}; leave it out "
+                          "for a limit sized from the first run.")
+
+
+def _say(console: Console, trial: Trial, run: TrialRun, i: int, total: int | str) -> None:
+    rate, unit = rate_of(run.measured)
+    what = f"{rate:,.1f} {unit}" if rate is not None and run.status == OK else f"{run.status}: {run.reason}"
+    console.print(f"[dim]trial {i}/{total}[/dim] {trial.change}: {what}")
+
+
+def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Console,
+                  *, as_json: bool = False) -> int:
+    """The whole --try-fixes; returns the exit code (the first run's, or 1 when it measured nothing)."""
+    probe_ov = Overrides(warmup=WARMUP, steps=0, max_seconds=PROBE_S)
+    console.print(f"[bold]cpuwise doctor --try-fixes[/bold]: first run (diagnosis, about {PROBE_S:g} s of "
+                  "steps) ...")
+    probe = run_trial(argv, probe_ov, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
+                      interval=opts.interval, hang_timeout=opts.hang_timeout, timeout=opts.timeout)
+    rec = probe.rec
+    assert rec is not None
+    m = measure(rec)
+    findings = diagnose(rec, m)
+    rate, _ = rate_of(probe.measured)
+    if probe.status != OK or rate is None or probe.measured is None:
+        paths = write_reports(rec, findings, out, m)
+        console.print(render_summary(rec, findings, m))
+        console.print(f"[red]No trials: the first run {probe.status} ({probe.reason}).[/red] "
+                      f"report: {paths.get('html')}")
+        return rec.exit_code or 1
+    step_s = float(probe.measured["seconds"]) / max(1, int(probe.measured["steps"]))
+    steps = opts.steps or steps_for(step_s)
+    startup = max(1.0, rec.duration_s - float(probe.measured["seconds"]))
+    timeout = opts.timeout or max(60.0, 3.0 * (startup + steps * step_s) + 30.0)
+    trials = plan(rec, findings, steps=steps)
+    sized = "--steps" if opts.steps else f"sized from the first run: {step_s * 1e3:.0f} ms a step"
+    notes = [f"{steps} steps per trial ({sized}); each trial limited to {timeout:.0f} s."]
+    console.print(f"Verdict of the first run: [bold]{findings[0].title if findings else '-'}[/bold]. "
+                  f"{len(trials)} trials of {steps} steps each ...")
+    results: list[TrialResult] = []
+    tried: list[Overrides] = []
+    interrupted = False
+
+    def measure_trial(trial: Trial, i: int, total: int | str) -> None:
+        nonlocal interrupted
+        measured: list[dict[str, Any] | None] = []
+        status, reason = OK, ""
+        for _ in range(opts.repeats):
+            run = run_trial(argv, trial.overrides, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
+                            timeout=timeout, interval=opts.interval, hang_timeout=opts.hang_timeout)
+            _say(console, trial, run, i, total)
+            if run.status != OK:
+                status, reason = run.status, run.reason
+                interrupted = run.status == INTERRUPTED
+                break
+            measured.append(run.measured)
+        results.append(result_of(trial, measured if status == OK else [], status=status, reason=reason))
+        tried.append(trial.overrides)
+
+    for i, trial in enumerate(trials, 1):
+        measure_trial(trial, i, len(trials))
+        if interrupted:
+            break
+        if trial.kind == AS_IS and results[-1].status != OK:
+            notes.append("the as-is trial did not measure: no speed-ups can be given")
+    combos = 0
+    while not interrupted and combos < MAX_COMBINATIONS:
+        rate_results(results)
+        combo = next_combination(results, tried, steps=steps)
+        if combo is None:
+            break
+        combos += 1
+        measure_trial(combo, len(trials) + combos, "+")
+    if interrupted:
+        notes.append("interrupted: the trials after the interrupted one did not run")
+    outcome: TryFixes = conclude(rec, results, steps=steps, repeats=opts.repeats, notes=notes)
+    paths = write_reports(rec, findings, out, m, trials=outcome)
+    if as_json:
+        summary = outcome.to_dict()
+        print(json.dumps({"end_reason": rec.end_reason, "exit_code": rec.exit_code,
+                          "findings": [f.to_dict() for f in findings], "trials": summary.pop("trials"),
+                          "try_fixes": summary, "reports": {k: str(v) for k, v in paths.items()}}, indent=1))
+    else:
+        console.print(render_summary(rec, findings, m))
+        console.print(render_trials(outcome))
+        for name, path in paths.items():
+            console.print(f"[dim]{name}:[/dim] {path}")
+    return 130 if interrupted else 0
