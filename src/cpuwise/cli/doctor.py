@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
                                        "out (the upper bound), with each fix the findings name, and with the "
                                        "best combination; report samples/s and speed-ups."),
         steps: Annotated[int | None, typer.Option(
-            "--steps", help="--try-fixes: measured steps per trial (default: about 12 s of the first "
+            "--steps", help="--try-fixes: measured steps per trial (default: about 8 s of the first "
                             "run's steps).")] = None,
         repeats: int = typer.Option(1, "--repeats", help="--try-fixes: runs per trial (the median is kept)."),
         trial_env: Annotated[list[str] | None, typer.Option(

@@ -38,7 +38,7 @@ from cpuwise.report import write_reports
 from cpuwise.report.terminal import render_summary
 from cpuwise.report.trials import render_trials
 
-PROBE_S = 10.0  # seconds of measured steps in the first (diagnosis and sizing) run
+PROBE_S = 8.0  # seconds of measured steps in the first (diagnosis and sizing) run
 MAX_COMBINATIONS = 3
 
 

@@ -23,7 +23,7 @@ from cpuwise.diagnose.idioms import HF, KERAS, LIGHTNING, TORCH, idiom_of
 
 AS_IS, UPPER, FIX, COMBINATION = "as is", "upper bound", "fix", "combination"
 HELPS = 1.05  # a fix "helps" above 5 % (two runs of one job on a quiet machine differ by ~2-3 %)
-TRIAL_S = 12.0  # seconds of measured steps per trial: minutes for the whole try-fixes
+TRIAL_S = 8.0  # seconds of measured steps per trial: minutes for the whole try-fixes
 MIN_STEPS, MAX_STEPS = 20, 5000
 REPLAY_BATCHES = 4  # distinct real batches the upper bound replays
 WARMUP = 5  # deliveries not measured in any trial: worker start-up, first-touch costs
