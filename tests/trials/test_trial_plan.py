@@ -185,3 +185,28 @@ def test_the_winning_settings_are_a_diff_in_the_jobs_idiom(framework: dict[str, 
 def test_the_drop_in_diff_swaps_the_import() -> None:
     code = settings_diff(rec_with(), {"cpuwise_data": True})
     assert "+ from cpuwise.data.adapters.torch import DataLoader" in code
+
+
+def test_keras_jobs_get_pydataset_workers() -> None:
+    rec = rec_with(framework={"name": "keras", "data": "PyDataset", "workers": 1,
+                              "use_multiprocessing": False})
+    trials = plan(rec, [finding("too_few_workers")], steps=20)
+    fixes = [t.overrides.changes() for t in trials if t.kind == FIX]
+    assert fixes == [{"num_workers": 2}]
+
+
+def test_a_trials_workers_reach_every_pydataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cpuwise.monitor.instrument import trial
+
+    class PyDataset:  # keras.utils.PyDataset's constructor, as user subclasses call it
+        def __init__(self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
+            self.workers, self.use_multiprocessing = workers, use_multiprocessing
+
+    class Photos(PyDataset):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(trial, "OV", Overrides(num_workers=2))
+    trial.patch_pydataset(PyDataset)
+    ds = Photos(workers=1)
+    assert (ds.workers, ds.use_multiprocessing) == (2, True)

@@ -138,6 +138,11 @@ def plan(rec: Recording, findings: list[Finding], *, steps: int, warmup: int = W
             fixes.append(({"prefetch_factor": 4}, "input_bound"))
         if idiom == TORCH and not rec.pipeline_stats:
             fixes.append(({"cpuwise_data": True}, next(i for i in ids if i in INPUT_IDS)))
+    if idiom == KERAS and any(i in INPUT_IDS for i in ids):
+        fw = idiom_of(rec).facts
+        keras_workers = int(fw.get("workers") or 1) if fw.get("use_multiprocessing") else 1
+        if keras_workers < cores:
+            fixes.append(({"num_workers": cores}, next(i for i in ids if i in INPUT_IDS)))
     if "oversubscribed" in ids or ("cpu_contention" in ids and _threads_over(rec, cores)):
         main = max(1, cores - workers) if workers else cores
         fixes.append(({"threads_main": main, "threads_worker": 1} if workers else {"threads_main": main},

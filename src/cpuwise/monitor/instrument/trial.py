@@ -179,7 +179,9 @@ def in_worker(torch: Any) -> None:
 
 def _loader_args(a: dict[str, Any], ov: Overrides) -> None:
     """Put the trial's DataLoader arguments into the bound arguments `a`, kept valid for torch."""
-    if ov.num_workers is not None:
+    ds = a.get("dataset")
+    if ov.num_workers is not None and hasattr(ds, "__getitem__") and hasattr(ds, "__len__"):
+        # map-style only: workers over an iterable dataset would each yield all of it (a faster, wrong job)
         a["num_workers"] = ov.num_workers
     workers = int(a.get("num_workers") or 0)
     if ov.persistent_workers is not None:
@@ -206,6 +208,23 @@ def dropin_fits(a: dict[str, Any]) -> bool:
     kwargs = a.get("kwargs") or {}
     return (a.get("sampler") is None and a.get("batch_sampler") is None and a.get("worker_init_fn") is None
             and a.get("batch_size", 1) is not None and not kwargs)
+
+
+def patch_pydataset(base: Any) -> None:
+    """Keras: a trial's `num_workers` becomes every PyDataset's `workers` (in processes)."""
+    ov = OV
+    if ov is None or ov.num_workers is None or getattr(base.__init__, "_cpuwise_trial", False):
+        return
+    orig = base.__init__
+
+    @functools.wraps(orig)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["workers"] = max(1, int(ov.num_workers or 1))
+        kwargs["use_multiprocessing"] = kwargs["workers"] > 1
+        orig(self, *args, **kwargs)
+
+    __init__._cpuwise_trial = True  # type: ignore[attr-defined]
+    base.__init__ = __init__
 
 
 def patch_torch(torch: Any, dl_class: Any) -> None:
