@@ -111,12 +111,14 @@ def bench_job(name: str, script: Path, args: list[str], work: Path, repeats: int
         variants[t["change"]] = edited
     hand: dict[str, list[float]] = {"as is": [], "synthetic": [], **{c: [] for c in variants}}
     env = {"BENCH_STEPS": str(steps)}
+    upper_trial = next((t for t in trials if t["kind"] == "upper bound"), None)
+    synth_steps = int((upper_trial or {}).get("steps") or steps)  # as many steps as the upper bound made
     try:
         for r in range(repeats):  # interleaved: a drift in the machine's load touches every variant alike
             print(f"   hand-measured round {r + 1}/{repeats} ({steps} steps each) ...", flush=True)
             for label in hand:
                 path = variants.get(label, script)
-                extra = {"SYNTHETIC": "1"} if label == "synthetic" else {}
+                extra = {"SYNTHETIC": "1", "BENCH_STEPS": str(synth_steps)} if label == "synthetic" else {}
                 rate = run_script(path, args, {**env, **extra})
                 if rate is not None:
                     hand[label].append(rate)

@@ -97,7 +97,7 @@ def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Conso
     steps = opts.steps or steps_for(step_s)
     startup = max(1.0, rec.duration_s - float(probe.measured["seconds"]))
     timeout = opts.timeout or max(60.0, 3.0 * (startup + steps * step_s) + 30.0)
-    trials = plan(rec, findings, steps=steps)
+    trials = plan(rec, findings, steps=steps, upper_seconds=max(2.0, steps * step_s))
     sized = "--steps" if opts.steps else f"sized from the first run: {step_s * 1e3:.0f} ms a step"
     notes = [f"{steps} steps per trial ({sized}); each trial limited to {timeout:.0f} s."]
     console.print(f"Verdict of the first run: [bold]{findings[0].title if findings else '-'}[/bold]. "
@@ -111,8 +111,11 @@ def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Conso
         measured: list[dict[str, Any] | None] = []
         status, reason = OK, ""
         for _ in range(opts.repeats):
-            run = run_trial(argv, trial.overrides, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
-                            timeout=timeout, interval=opts.interval, hang_timeout=opts.hang_timeout)
+            try:
+                run = run_trial(argv, trial.overrides, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
+                                timeout=timeout, interval=opts.interval, hang_timeout=opts.hang_timeout)
+            except KeyboardInterrupt:  # Ctrl-C between two trials (during one, the runner stops the job)
+                run = TrialRun(None, None, INTERRUPTED, "interrupted (Ctrl-C)")
             _say(console, trial, run, i, total)
             if run.status != OK:
                 status, reason = run.status, run.reason

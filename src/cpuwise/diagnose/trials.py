@@ -108,16 +108,22 @@ def main_loader(rec: Recording) -> dict[str, Any]:
     return loaders[0] if loaders else {}
 
 
-def plan(rec: Recording, findings: list[Finding], *, steps: int, warmup: int = WARMUP) -> list[Trial]:
+def plan(rec: Recording, findings: list[Finding], *, steps: int, warmup: int = WARMUP,
+         upper_seconds: float = 0.0) -> list[Trial]:
     """As is, the upper bound, then one trial per fix the findings name (deduplicated, in their order).
+
+    The upper bound's steps are shorter: with `upper_seconds` it runs for that long (the as-is trial's
+    time) rather than N steps, so its rate is not a fraction of a second's, taken while the real loader's
+    workers still finish the batches they had started.
 
     The fixes, without editing the job: more workers (the usable cores; twice that for waits on reads),
     persistent workers, a deeper prefetch, thread caps (one per worker, the rest of the cores in main),
     cpuwise.data's DataLoader for a plain torch job, and a doubled batch for small steps / an idle GPU.
     """
     base = Overrides(steps=steps, warmup=warmup)
-    trials = [Trial(AS_IS, base, AS_IS), Trial(UPPER, Overrides(replay=REPLAY_BATCHES, steps=steps,
-                                                                warmup=warmup), UPPER)]
+    upper = (Overrides(replay=REPLAY_BATCHES, steps=MAX_STEPS * 20, warmup=warmup, max_seconds=upper_seconds)
+             if upper_seconds > 0 else Overrides(replay=REPLAY_BATCHES, steps=steps, warmup=warmup))
+    trials = [Trial(AS_IS, base, AS_IS), Trial(UPPER, upper, UPPER)]
     ids = [f.id for f in findings]
     dl = main_loader(rec)
     workers = int(dl.get("num_workers") or 0)
