@@ -193,7 +193,8 @@ def register(app: typer.Typer) -> None:
             opts = TrialOptions(steps=steps, repeats=repeats, trial_env=trial_vars, temp_cwd=trial_cwd,
                                 timeout=trial_timeout, interval=interval, hang_timeout=hang_timeout or None)
             try:
-                code = run_try_fixes(list(command or []), out, opts, Console(), as_json=as_json)
+                # with --json, stdout carries the JSON alone: the progress goes to stderr
+                code = run_try_fixes(list(command or []), out, opts, Console(stderr=as_json), as_json=as_json)
             except CommandNotFoundError as exc:
                 _err(f"cpuwise doctor: {exc}")
                 raise typer.Exit(EXIT_NOT_FOUND) from exc

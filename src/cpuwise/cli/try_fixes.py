@@ -40,6 +40,7 @@ from cpuwise.report.trials import render_trials
 
 PROBE_S = 8.0  # seconds of measured steps in the first (diagnosis and sizing) run
 MAX_COMBINATIONS = 3
+PROBE_TIMEOUT_S = 900.0  # the first run's limit without --trial-timeout: a job that never steps must end
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Conso
     console.print(f"[bold]cpuwise doctor --try-fixes[/bold]: first run (diagnosis, about {PROBE_S:g} s of "
                   "steps) ...")
     probe = run_trial(argv, probe_ov, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
-                      interval=opts.interval, hang_timeout=opts.hang_timeout, timeout=opts.timeout)
+                      interval=opts.interval, hang_timeout=opts.hang_timeout,
+                      timeout=opts.timeout or PROBE_TIMEOUT_S)
     rec = probe.rec
     assert rec is not None
     m = measure(rec)

@@ -205,9 +205,8 @@ def dropin_fits(a: dict[str, Any]) -> bool:
         return False
     if type(ds).__module__.startswith("torch") and "Iterable" in type(ds).__name__:
         return False
-    kwargs = a.get("kwargs") or {}
     return (a.get("sampler") is None and a.get("batch_sampler") is None and a.get("worker_init_fn") is None
-            and a.get("batch_size", 1) is not None and not kwargs)
+            and a.get("batch_size", 1) is not None)
 
 
 def patch_pydataset(base: Any) -> None:
