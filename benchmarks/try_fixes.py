@@ -10,8 +10,9 @@ N as the trials). Recorded per job: whether the change --try-fixes ranks first i
 its hand-measured speed-up (target >= 1.2x), claimed vs hand-measured (within 20 %), upper bound vs
 synthetic (within 15 %).
 
-    python benchmarks/try_fixes.py            # ~15 min on 2 cores
-    python benchmarks/try_fixes.py --quick    # one hand run per variant, two jobs
+    python benchmarks/try_fixes.py            # ~25 min on 2 cores (--trial-repeats 1: ~17 min)
+    python benchmarks/try_fixes.py --quick    # one run per trial and per hand variant, two jobs
+    python benchmarks/try_fixes.py --jobs demo,saturated   # re-measure some jobs, keep the others
 
 Writes benchmarks/results/try_fixes.json (machine, CPU flags, load average before and after).
 """
@@ -66,8 +67,19 @@ def hand_edit(src: str, changes: dict[str, Any]) -> str:
                      f'os.environ.setdefault("OMP_NUM_THREADS", "{n}")', out)
     if changes.get("threads_worker"):
         n = changes["threads_worker"]
-        out = re.sub(r"torch\.set_num_threads\(\d+\)  # worker threads",
-                     f"torch.set_num_threads({n})  # worker threads", out)
+        if "# worker threads" in out:
+            out = re.sub(r"torch\.set_num_threads\(\d+\)  # worker threads",
+                         f"torch.set_num_threads({n})  # worker threads", out)
+        else:  # no worker init yet: write one, as the fix's code says
+            out = out.replace("\ndef main() -> None:", "\ndef cap_worker_threads(_: int) -> None:\n"
+                              f"    torch.set_num_threads({n})  # worker threads\n\n\ndef main() -> None:", 1)
+            out = re.sub(r"(num_workers=\w+)", r"\1, worker_init_fn=cap_worker_threads", out, count=1)
+    if changes.get("threads_main") and "OMP_NUM_THREADS" not in out:
+        # the whole job's native pools, before numpy/torch load (the fix's `OMP_NUM_THREADS=...` line)
+        out = out.replace('"""\n\nimport os\n', f'"""\n\nimport os\n\nos.environ["OMP_NUM_THREADS"] = '
+                          f'"{changes["threads_main"]}"  # main threads\n', 1)
+        if "OMP_NUM_THREADS" not in out:
+            out = f'import os\nos.environ["OMP_NUM_THREADS"] = "{changes["threads_main"]}"\n' + out
     return out
 
 
@@ -82,10 +94,10 @@ def run_script(path: Path, args: list[str], env: dict[str, str], timeout: float 
     return None
 
 
-def try_fixes(script: Path, args: list[str], out: Path) -> dict[str, Any]:
-    """`cpuwise doctor --try-fixes` on the job; report.json's trials and summary."""
-    cmd = [sys.executable, "-m", "cpuwise.cli.app", "doctor", "--out", str(out), "--try-fixes", "--",
-           sys.executable, str(script), *args]
+def try_fixes(script: Path, args: list[str], out: Path, repeats: int) -> dict[str, Any]:
+    """`cpuwise doctor --try-fixes --repeats R` on the job; report.json's trials and summary."""
+    cmd = [sys.executable, "-m", "cpuwise.cli.app", "doctor", "--out", str(out), "--try-fixes",
+           "--repeats", str(repeats), "--", sys.executable, str(script), *args]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=script.parent, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
@@ -96,9 +108,10 @@ def try_fixes(script: Path, args: list[str], out: Path) -> dict[str, Any]:
             "table": proc.stdout[proc.stdout.find("cpuwise doctor --try-fixes: measured"):][:4000]}
 
 
-def bench_job(name: str, script: Path, args: list[str], work: Path, repeats: int) -> dict[str, Any]:
-    print(f"== {name}: cpuwise doctor --try-fixes ...", flush=True)
-    tf = try_fixes(script, args, work / f"report-{name}")
+def bench_job(name: str, script: Path, args: list[str], work: Path, repeats: int,
+              trial_repeats: int) -> dict[str, Any]:
+    print(f"== {name}: cpuwise doctor --try-fixes --repeats {trial_repeats} ...", flush=True)
+    tf = try_fixes(script, args, work / f"report-{name}", trial_repeats)
     steps = int(tf["summary"].get("steps") or 50)
     trials = tf["trials"]
     print(tf["table"], flush=True)
@@ -139,7 +152,8 @@ def bench_job(name: str, script: Path, args: list[str], work: Path, repeats: int
     same_best = bool(top and hand_best
                      and (top == hand_best or (top_hand or 0) >= 0.97 * hand_speedup[hand_best]))
     result = {
-        "job": name, "script": str(script.relative_to(HERE.parent)), "args": args, "verdict": tf["verdict"],
+        "job": name, "trial_repeats": trial_repeats, "script": str(script.relative_to(HERE.parent)),
+        "args": args, "verdict": tf["verdict"],
         "steps_per_trial": steps, "try_fixes_wall_s": tf["wall_s"], "try_fixes_exit_code": tf["exit_code"],
         "trials": trials, "hand_rates": {k: [round(x, 2) for x in v] for k, v in hand.items()},
         "hand_median": {k: round(v, 2) for k, v in med.items()},
@@ -168,8 +182,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one hand run per variant, two jobs")
     ap.add_argument("--repeats", type=int, default=3, help="hand runs per variant (the median is kept)")
+    ap.add_argument("--trial-repeats", type=int, default=3,
+                    help="--try-fixes --repeats: runs per trial (the median is kept; --quick: 1)")
     ap.add_argument("--jobs", default="", help="comma-separated subset: demo,too_few_workers,saturated,"
-                                               "oversubscribed")
+                                               "oversubscribed (re-measured in the results, the rest kept)")
     args = ap.parse_args()
     # lazy: the benchmark's own machinery loads after the arguments are read
     from cpuwise.demo.images import make_dataset
@@ -190,23 +206,40 @@ def main() -> None:
               f"{', '.join(k for k, v in facts.cpu_flags.items() if v)}; load {os.getloadavg()}", flush=True)
         load_before = os.getloadavg()
         t0 = time.perf_counter()
-        results = [bench_job(name, *jobs[name], work, repeats) for name in chosen]
-        out = {
-            "benchmark": "try_fixes", "quick": args.quick, "hand_repeats": repeats,
-            "machine": facts.to_dict(), "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "wall_s": round(time.perf_counter() - t0, 1), "jobs": results,
-            "targets": {"ranked_first_is_hand_best": True, "speedup": SPEEDUP_TARGET,
-                        "claim_tolerance": CLAIM_TOLERANCE, "upper_vs_synthetic_tolerance": UPPER_TOLERANCE},
-            "note": "hand-measured runs have no cpuwise in the job; try-fixes trials run under the doctor. "
-                    "On a machine other processes keep busy (see the load average) every rate is noisier.",
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=1))
-        print(f"wrote {RESULTS} ({out['wall_s']:.0f} s)")
+        results = []
+        for name in chosen:
+            load = os.getloadavg()
+            res = bench_job(name, *jobs[name], work, repeats, 1 if args.quick else args.trial_repeats)
+            res.update(load_average_before=load, load_average_after=os.getloadavg(),
+                       measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            results.append(res)
+            write(results, jobs, args, facts, load_before, repeats, t0)  # after each job: a cut run keeps it
+        print(f"wrote {RESULTS.parent} ({time.perf_counter() - t0:.0f} s)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write(results: list[dict[str, Any]], jobs: dict[str, Any], args: Any, facts: Any,
+          load_before: tuple[float, ...], repeats: int, t0: float) -> None:
+    """The results so far; jobs this run does not measure are kept from the file (a partial re-run).
+    --quick writes try_fixes_quick.json."""
+    path = RESULTS.with_name("try_fixes_quick.json") if args.quick else RESULTS
+    if path.exists():
+        done = {j["job"] for j in results}
+        kept = [j for j in json.loads(path.read_text()).get("jobs", []) if j.get("job") not in done]
+        results = sorted(kept + results, key=lambda j: list(jobs).index(j["job"]))
+    out = {
+        "benchmark": "try_fixes", "quick": args.quick, "hand_repeats": repeats,
+        "machine": facts.to_dict(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "wall_s": round(time.perf_counter() - t0, 1), "jobs": results,
+        "targets": {"ranked_first_is_hand_best": True, "speedup": SPEEDUP_TARGET,
+                    "claim_tolerance": CLAIM_TOLERANCE, "upper_vs_synthetic_tolerance": UPPER_TOLERANCE},
+        "note": "hand-measured runs have no cpuwise in the job; try-fixes trials run under the doctor. "
+                "On a machine other processes keep busy (see the load average) every rate is noisier.",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

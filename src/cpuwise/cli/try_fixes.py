@@ -108,31 +108,38 @@ def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Conso
     tried: list[Overrides] = []
     interrupted = False
 
-    def measure_trial(trial: Trial, i: int, total: int | str) -> None:
+    def run_batch(batch: list[Trial], first: int, total: int | str) -> None:
+        """Each trial of `batch` `repeats` times, interleaved round by round (a drift in the machine's load
+        touches every trial alike); a trial that fails is not run again."""
         nonlocal interrupted
-        measured: list[dict[str, Any] | None] = []
-        status, reason = OK, ""
+        measured: list[list[dict[str, Any] | None]] = [[] for _ in batch]
+        failed: list[tuple[str, str] | None] = [None for _ in batch]
         for _ in range(opts.repeats):
-            try:
-                run = run_trial(argv, trial.overrides, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
-                                timeout=timeout, interval=opts.interval, hang_timeout=opts.hang_timeout)
-            except KeyboardInterrupt:  # Ctrl-C between two trials (during one, the runner stops the job)
-                run = TrialRun(None, None, INTERRUPTED, "interrupted (Ctrl-C)")
-            _say(console, trial, run, i, total)
-            if run.status != OK:
-                status, reason = run.status, run.reason
-                interrupted = run.status == INTERRUPTED
-                break
-            measured.append(run.measured)
-        results.append(result_of(trial, measured if status == OK else [], status=status, reason=reason))
-        tried.append(trial.overrides)
+            for j, trial in enumerate(batch):
+                if failed[j] is not None or interrupted:
+                    continue
+                try:
+                    run = run_trial(argv, trial.overrides, extra_env=opts.trial_env, temp_cwd=opts.temp_cwd,
+                                    timeout=timeout, interval=opts.interval, hang_timeout=opts.hang_timeout)
+                except KeyboardInterrupt:  # Ctrl-C between two trials (in one, the runner stops the job)
+                    run = TrialRun(None, None, INTERRUPTED, "interrupted (Ctrl-C)")
+                _say(console, trial, run, first + j, total)
+                if run.status != OK:
+                    failed[j] = (run.status, run.reason)
+                    interrupted = run.status == INTERRUPTED
+                else:
+                    measured[j].append(run.measured)
+        for j, trial in enumerate(batch):
+            if failed[j] is None and not measured[j] and interrupted:
+                continue  # never ran
+            status, reason = failed[j] or (OK, "")
+            runs = measured[j] if status == OK else []
+            results.append(result_of(trial, runs, status=status, reason=reason))
+            tried.append(trial.overrides)
 
-    for i, trial in enumerate(trials, 1):
-        measure_trial(trial, i, len(trials))
-        if interrupted:
-            break
-        if trial.kind == AS_IS and results[-1].status != OK:
-            notes.append("the as-is trial did not measure: no speed-ups can be given")
+    run_batch(trials, 1, len(trials))
+    if any(r.kind == AS_IS and r.status != OK for r in results):
+        notes.append("the as-is trial did not measure: no speed-ups can be given")
     combos = 0
     while not interrupted and combos < MAX_COMBINATIONS:
         rate_results(results)
@@ -140,9 +147,9 @@ def run_try_fixes(argv: list[str], out: Path, opts: TrialOptions, console: Conso
         if combo is None:
             break
         combos += 1
-        measure_trial(combo, len(trials) + combos, "+")
+        run_batch([combo], len(trials) + combos, "+")
     if interrupted:
-        notes.append("interrupted: the trials after the interrupted one did not run")
+        notes.append("interrupted: the trials after the interrupted one did not run (or not every repeat)")
     outcome: TryFixes = conclude(rec, results, steps=steps, repeats=opts.repeats, notes=notes)
     paths = write_reports(rec, findings, out, m, trials=outcome)
     if as_json:
