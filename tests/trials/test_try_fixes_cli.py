@@ -70,7 +70,7 @@ def test_a_short_try_fixes_writes_the_table_and_skips_a_crashing_trial(
     script = tmp_path / "job.py"
     script.write_text(JOB)
 
-    def fixed_plan(rec: Any, findings: Any, *, steps: int, warmup: int = 5) -> list[Trial]:
+    def fixed_plan(rec: Any, findings: Any, *, steps: int, warmup: int = 5, **_: Any) -> list[Trial]:
         # whatever the verdict on a busy machine: one fix that crashes, one that runs
         return [Trial(AS_IS, Overrides(steps=steps, warmup=warmup), AS_IS),
                 Trial(UPPER, Overrides(replay=2, steps=steps, warmup=warmup), UPPER),
