@@ -65,7 +65,7 @@ def hand_edit(src: str, changes: dict[str, Any]) -> str:
                      f"torch.set_num_threads({n})  # main threads", out)
         out = re.sub(r'os\.environ\.setdefault\("OMP_NUM_THREADS", "\d+"\)',
                      f'os.environ.setdefault("OMP_NUM_THREADS", "{n}")', out)
-    if changes.get("threads_worker"):
+    if changes.get("threads_worker") and not changes.get("cpuwise_data"):  # cpuwise.data: 1 thread already
         n = changes["threads_worker"]
         if "# worker threads" in out:
             out = re.sub(r"torch\.set_num_threads\(\d+\)  # worker threads",

@@ -210,3 +210,9 @@ def test_a_trials_workers_reach_every_pydataset(monkeypatch: pytest.MonkeyPatch)
     trial.patch_pydataset(PyDataset)
     ds = Photos(workers=1)
     assert (ds.workers, ds.use_multiprocessing) == (2, True)
+
+
+def test_thread_caps_with_the_drop_in_need_no_worker_init() -> None:
+    code = settings_diff(rec_with(workers=2), {"cpuwise_data": True, "threads_main": 1, "threads_worker": 1})
+    assert "worker_init_fn" not in code.replace("no worker_init_fn", "")  # the drop-in refuses one
+    assert "torch.set_num_threads(1)" in code

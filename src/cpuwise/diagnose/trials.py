@@ -306,7 +306,9 @@ def settings_diff(rec: Recording, changes: dict[str, Any]) -> str:
                           f"+ loader = DataLoader(dataset, {_kwargs(after)})"]
     main, worker = changes.get("threads_main"), changes.get("threads_worker")
     if main or worker:
-        if worker:
+        if worker and changes.get("cpuwise_data"):
+            lines.append("  # cpuwise.data's workers already run one thread each (no worker_init_fn there)")
+        elif worker:
             lines += ["+ def worker_init_fn(worker_id):",
                       f"+     torch.set_num_threads({worker})                      # per data worker",
                       f"+     threadpoolctl.threadpool_limits({worker})            # numpy/BLAS/OpenMP too",
