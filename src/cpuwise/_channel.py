@@ -36,7 +36,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -69,6 +69,9 @@ _raw: list[list[Any]] = []
 _counts: dict[str, int] = {}  # source -> steps so far in this process (the index of the next one)
 _last_b = 0.0  # the latest delivery
 _since: float | None = None  # when the oldest unwritten step or delivery happened
+# Called with (t_enter, t_exit, source, item) on every delivery (not the end of an iteration): a
+# `cpuwise doctor --try-fixes` trial counts and times its steps there, and may stop the job.
+_delivery_hook: Callable[[float, float, str, Any], None] | None = None
 
 
 def bin_of(seconds: float) -> int:
@@ -167,7 +170,7 @@ def _add(source: str, a: float, wait: float, compute: float, sync: float, first:
 
 
 def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", stream: int = 0,
-              end: bool = False) -> None:
+              end: bool = False, item: Any = None) -> None:
     """Record one user-facing `__next__` (time.perf_counter() values around it).
 
     Step i runs from delivery i to delivery i+1; its data-wait is the time inside `__next__`.
@@ -177,10 +180,13 @@ def note_next(t_enter: float, t_exit: float, *, source: str = "cpuwise.data", st
             ("lightning", "hf", "keras").
         stream: an id of the iterator, so steps pair only deliveries of the same iterator.
         end: the call ended the iteration (StopIteration): it closes the last step, opens none.
+        item: what `__next__` delivered (the batch), when the caller has it: a trial counts its samples.
     """
     global _sync_s, _coll_s, _last_b, _since
     if PATH is None:
         return
+    if _delivery_hook is not None and not end:
+        _delivery_hook(t_enter, t_exit, source, item)
     pid = os.getpid()
     if _agg_pid != pid:
         _restart(pid)
@@ -224,8 +230,15 @@ def timed(iterable: Iterable[T], *, source: str = "cpuwise.data", stream: int | 
         except StopIteration:
             note_next(t0, time.perf_counter(), source=source, stream=sid, end=True)
             return
-        note_next(t0, time.perf_counter(), source=source, stream=sid)
+        note_next(t0, time.perf_counter(), source=source, stream=sid, item=item)
         yield item
+
+
+def set_delivery_hook(hook: Callable[[float, float, str, Any], None] | None) -> None:
+    """Call `hook(t_enter, t_exit, source, item)` on every delivery `note_next` records (None: stop).
+    It runs before the step is recorded and may raise (SystemExit ends a trial at a step boundary)."""
+    global _delivery_hook
+    _delivery_hook = hook
 
 
 def add_sync(seconds: float, *, collective: bool = False) -> None:

@@ -14,7 +14,7 @@ def _cpuwise_install() -> None:
     try:
         # lazy: this file runs as the job's own sitecustomize, whose interpreter may not have cpuwise
         from cpuwise.integrations import autoattach
-        from cpuwise.monitor.instrument import hooks
+        from cpuwise.monitor.instrument import hooks, trial
     except ImportError:
         src = os.environ.get("CPUWISE_SRC")
         if not src:
@@ -23,7 +23,7 @@ def _cpuwise_install() -> None:
         try:
             # lazy: now from the doctor's own source tree
             from cpuwise.integrations import autoattach
-            from cpuwise.monitor.instrument import hooks
+            from cpuwise.monitor.instrument import hooks, trial
         except ImportError:
             return
         finally:
@@ -31,9 +31,18 @@ def _cpuwise_install() -> None:
                 sys.path.remove(src)
     try:
         hooks.install()
+        trial.install(dropin=_cpuwise_dropin)  # a `cpuwise doctor --try-fixes` trial; else nothing
         autoattach.install()
     except Exception as exc:  # instrumentation must never break the job
         sys.stderr.write(f"cpuwise: instrumentation disabled ({type(exc).__name__}: {exc})\n")
+
+
+def _cpuwise_dropin(**kwargs):  # type: ignore[no-untyped-def]
+    """cpuwise.data's DataLoader from a torch DataLoader's arguments (a --try-fixes trial's drop-in)."""
+    # lazy: only a trial that tries cpuwise.data loads the pipeline
+    from cpuwise.data.adapters.torch_loader import DataLoader
+
+    return DataLoader(**kwargs)
 
 
 def _chain_next_sitecustomize() -> None:

@@ -90,6 +90,29 @@ def diagnose_and_report(rec: Any, out: Path, *, as_json: bool) -> None:
         console.print(f"[dim]{name}:[/dim] {path}")
 
 
+def check_trial_flags(try_fixes: bool, steps: int | None, repeats: int, trial_env: list[str] | None,
+                      trial_cwd: bool, trial_timeout: float | None, no_run: bool) -> dict[str, str]:
+    """The --try-fixes flags checked (ConfigError: what was expected, what was found, the fix); returns
+    the --trial-env variables."""
+    given = [name for name, on in (("--steps", steps is not None), ("--repeats", repeats != 1),
+                                   ("--trial-env", bool(trial_env)), ("--trial-cwd", trial_cwd),
+                                   ("--trial-timeout", trial_timeout is not None)) if on]
+    if given and not try_fixes:
+        raise ConfigError(f"{', '.join(given)} only apply to --try-fixes, which was not given; add "
+                          "--try-fixes (e.g. `cpuwise doctor --try-fixes --steps 100 -- python train.py`).")
+    if try_fixes and no_run:
+        raise ConfigError("--try-fixes runs the job, so it cannot be combined with --from or --merge; "
+                          "give the command after `--` instead.")
+    if not try_fixes:
+        return {}
+    # lazy: see diagnose_and_report
+    from cpuwise.cli.try_fixes import check_options
+    from cpuwise.monitor.trials import parse_trial_env
+
+    check_options(steps, repeats, trial_timeout)
+    return parse_trial_env(list(trial_env or []))
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "doctor",
@@ -108,6 +131,22 @@ def register(app: typer.Typer) -> None:
         ] = None,
         merge: bool = typer.Option(False, "--merge", help="Merge the reports of one distributed run's nodes: "
                                    "the arguments are their --out folders (give --out before them)."),
+        try_fixes: bool = typer.Option(False, "--try-fixes", help="Measure the fixes instead of advising "
+                                       "them: rerun the job for N steps as is, with its input pipeline taken "
+                                       "out (the upper bound), with each fix the findings name, and with the "
+                                       "best combination; report samples/s and speed-ups."),
+        steps: Annotated[int | None, typer.Option(
+            "--steps", help="--try-fixes: measured steps per trial (default: about 8 s of the first "
+                            "run's steps).")] = None,
+        repeats: int = typer.Option(1, "--repeats", help="--try-fixes: runs per trial (the median is kept)."),
+        trial_env: Annotated[list[str] | None, typer.Option(
+            "--trial-env", help="--try-fixes: KEY=VALUE set in every trial (repeatable), besides "
+                                "CPUWISE_TRIAL=1.")] = None,
+        trial_cwd: bool = typer.Option(False, "--trial-cwd", help="--try-fixes: run each trial in a fresh "
+                                       "temporary folder, removed afterwards."),
+        trial_timeout: Annotated[float | None, typer.Option(
+            "--trial-timeout", help="--try-fixes: end a trial after this many seconds (default: sized "
+                                    "from the first run).")] = None,
     ) -> None:
         """Run COMMAND and say where its CPU and GPU time goes, with the fix.
 
@@ -115,6 +154,8 @@ def register(app: typer.Typer) -> None:
 
         Several nodes: run `cpuwise doctor --out shared/$(hostname) -- torchrun ...` on each, then
         `cpuwise doctor --out merged --merge shared/node-a shared/node-b`.
+
+        Measured fixes: cpuwise doctor --try-fixes -- python train.py
         """
         # lazy: see diagnose_and_report (loaded when the command runs)
         from cpuwise.monitor.recorder import check_interval
@@ -123,6 +164,8 @@ def register(app: typer.Typer) -> None:
         try:  # every argument is checked before anything runs
             check_interval(interval, "--interval")
             check_hang_timeout(hang_timeout, "--hang-timeout")
+            trial_vars = check_trial_flags(try_fixes, steps, repeats, trial_env, trial_cwd, trial_timeout,
+                                           merge or from_ is not None)
             prepare_out(out)
         except ConfigError as exc:
             _err(f"cpuwise doctor: {exc}")
@@ -143,6 +186,19 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from exc
             diagnose_and_report(rec, out, as_json=as_json)
             return
+        if try_fixes:
+            # lazy: the trials' modules load only when --try-fixes runs
+            from cpuwise.cli.try_fixes import TrialOptions, run_try_fixes
+
+            opts = TrialOptions(steps=steps, repeats=repeats, trial_env=trial_vars, temp_cwd=trial_cwd,
+                                timeout=trial_timeout, interval=interval, hang_timeout=hang_timeout or None)
+            try:
+                # with --json, stdout carries the JSON alone: the progress goes to stderr
+                code = run_try_fixes(list(command or []), out, opts, Console(stderr=as_json), as_json=as_json)
+            except CommandNotFoundError as exc:
+                _err(f"cpuwise doctor: {exc}")
+                raise typer.Exit(EXIT_NOT_FOUND) from exc
+            raise typer.Exit(code)
         try:
             rec = run_job(list(command or []), interval=interval, hang_timeout=hang_timeout or None)
         except CommandNotFoundError as exc:

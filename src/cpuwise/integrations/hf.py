@@ -16,6 +16,7 @@ from typing import Any
 
 from cpuwise import _channel as channel
 from cpuwise.integrations.clock import StepClock
+from cpuwise.monitor.instrument import trial
 
 _classes: dict[str, type] = {}
 ARGS = ("dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
@@ -62,6 +63,22 @@ def callback() -> Any:
     return callback_class(TrainerCallback)()
 
 
+def trial_safe(args: Any) -> None:
+    """A --try-fixes trial leaves no checkpoints or logs that look like a real run: no saving, no
+    reporting to any tracker, no pushing to the Hub (the TrainingArguments, changed in place)."""
+    if args is None:
+        return
+    strategy = getattr(args, "save_strategy", None)
+    try:
+        args.save_strategy = type(strategy)("no") if strategy is not None and not isinstance(strategy, str) \
+            else "no"
+    except (TypeError, ValueError):
+        args.save_strategy = "no"
+    for name, value in (("report_to", []), ("push_to_hub", False), ("load_best_model_at_end", False)):
+        if hasattr(args, name):
+            setattr(args, name, value)
+
+
 def attach(trainer_module: ModuleType) -> None:
     """Add a cpuwise callback to every `transformers.Trainer` (the doctor's auto-attach)."""
     trainer_cls = trainer_module.Trainer
@@ -72,7 +89,11 @@ def attach(trainer_module: ModuleType) -> None:
 
     @functools.wraps(orig)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if trial.OV is not None:
+            trial_safe(kwargs["args"] if "args" in kwargs else (args[1] if len(args) > 1 else None))
         orig(self, *args, **kwargs)
+        if trial.OV is not None:
+            trial_safe(getattr(self, "args", None))
         handler = getattr(self, "callback_handler", None)
         if not any(isinstance(c, cls) for c in getattr(handler, "callbacks", [])):
             self.add_callback(cls())

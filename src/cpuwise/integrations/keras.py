@@ -17,6 +17,7 @@ from typing import Any
 
 from cpuwise import _channel as channel
 from cpuwise.integrations.clock import StepClock
+from cpuwise.monitor.instrument import trial
 
 _classes: dict[str, type] = {}
 
@@ -108,3 +109,6 @@ def attach(keras: ModuleType) -> None:
 
     fit._cpuwise = True  # type: ignore[attr-defined]
     model_cls.fit = fit
+    pydataset = getattr(getattr(keras, "utils", None), "PyDataset", None)
+    if pydataset is not None:
+        trial.patch_pydataset(pydataset)  # a --try-fixes trial's workers (nothing outside one)

@@ -15,6 +15,7 @@ from typing import Any
 
 from cpuwise import _channel as channel
 from cpuwise.integrations.clock import StepClock
+from cpuwise.monitor.instrument import trial
 
 _classes: dict[str, type] = {}
 
@@ -88,6 +89,17 @@ def callback(package: str = "pytorch_lightning") -> Any:
     return callback_class(importlib.import_module(package))()
 
 
+def trial_safe(pl: ModuleType, kwargs: dict[str, Any]) -> None:
+    """A --try-fixes trial leaves no checkpoints or logs that look like a real run: checkpointing and
+    loggers off (a ModelCheckpoint the job passes is dropped; Lightning refuses it without
+    checkpointing)."""
+    kwargs["enable_checkpointing"] = False
+    kwargs["logger"] = False
+    checkpoint = getattr(getattr(pl, "callbacks", None), "ModelCheckpoint", None)
+    if checkpoint is not None:
+        kwargs["callbacks"] = [c for c in kwargs.get("callbacks") or [] if not isinstance(c, checkpoint)]
+
+
 def attach(pl: ModuleType) -> None:
     """Add a cpuwise Callback to every Trainer that `pl` builds (the doctor's auto-attach)."""
     trainer_cls = pl.Trainer
@@ -103,6 +115,8 @@ def attach(pl: ModuleType) -> None:
         if not any(isinstance(c, cls) for c in cbs):
             cbs.append(cls())
         kwargs["callbacks"] = cbs
+        if trial.OV is not None:
+            trial_safe(pl, kwargs)
         orig(self, *args, **kwargs)
 
     __init__._cpuwise = True  # type: ignore[attr-defined]

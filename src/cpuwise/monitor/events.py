@@ -114,6 +114,12 @@ class JobState:
                     self._dataloader_ids.add(key)
                     settings = {k: v for k, v in p.items() if k != "id"}
                     self.job_info["dataloaders"].append({**settings, "pid": pid})
+            elif kind == "trial":  # a --try-fixes trial's measurement (the process that trained most)
+                best = self.job_info.get("trial")
+                if not isinstance(best, dict) or int(p.get("steps") or 0) >= int(best.get("steps") or 0):
+                    self.job_info["trial"] = {**p, "pid": pid}
+            elif kind == "trial_note":
+                self.job_info.setdefault("trial_notes", []).append(str(p.get("text", "")))
             elif kind == "exception":
                 self.job_info["python_exception"] = p.get("text")
                 self.job_info["exceptions"][str(pid)] = p.get("text")

@@ -156,8 +156,14 @@ def check_hang_timeout(hang_timeout: float | None, name: str = "hang_timeout") -
 
 
 def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | None = None,
-            gpu: GpuBackend | None = None, workdir: Path | None = None) -> Recording:
+            gpu: GpuBackend | None = None, workdir: Path | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None, time_limit: float | None = None) -> Recording:
     """Run `argv` under the doctor and return its Recording (end_reason and exit_code set).
+
+    Args:
+        env: variables set in the job's environment on top of the doctor's (a --try-fixes trial's).
+        cwd: the job's working directory (default: the doctor's).
+        time_limit: end the job after this many seconds (end_reason "hung", with a note saying so).
 
     Raises:
         CommandNotFoundError: the program does not exist (the CLI exits 127).
@@ -171,14 +177,20 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
     gpu = gpu if gpu is not None else NvmlBackend()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    env = _job_env(chan, stack_dir)
+    job_env = _job_env(chan, stack_dir)
+    extra = dict(env or {})
+    more_path = extra.pop("PYTHONPATH", None)
+    job_env.update(extra)
+    if more_path:  # after the bootstrap, which must stay first
+        job_env["PYTHONPATH"] = os.pathsep.join((job_env["PYTHONPATH"], more_path))
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage0.ru_utime + usage0.ru_stime
     # The doctor adopts the job's orphans while it runs (double forks, setsid helpers, a dead launcher's
     # children), so it samples and ends them; the job's main process dies with a SIGKILLed doctor.
     was_subreaper = set_child_subreaper(True)
     try:
-        proc = subprocess.Popen(with_parent_death_signal(cmd), env=env, start_new_session=True)
+        proc = subprocess.Popen(with_parent_death_signal(cmd), env=job_env, start_new_session=True,
+                                cwd=cwd)
     except OSError as exc:
         gpu.close()
         if was_subreaper is not None:
@@ -203,6 +215,7 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
             handlers[signum] = signal.signal(signum, on_signal)
     end_reason: str | None = None
     stacks: dict[str, str] = {}
+    timed_out = False
     recorder = Recorder(process_backend(proc.pid, tree), ProcSystemBackend(), gpu,
                         interval=interval, channel_path=chan, t0=t0).start()
     try:
@@ -210,6 +223,13 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
             if stop.is_set():
                 end_reason = END_INTERRUPTED
                 stop_tree(proc, tree)
+                break
+            if time_limit and time.perf_counter() - t0 > time_limit:
+                recorder.read_channel()
+                stacks = dump_stacks(recorder.processes_backend.pids(),
+                                     recorder.state.faulthandler_pids, stack_dir)
+                end_reason, timed_out = END_HUNG, True
+                stop_tree(proc, tree, first=signal.SIGTERM, grace_s=3.0)
                 break
             if hang_timeout and _hung(recorder, hang_timeout):
                 recorder.read_channel()
@@ -231,14 +251,14 @@ def run_job(argv: list[str], *, interval: float = 0.1, hang_timeout: float | Non
             signal.signal(old_sig, h)
     try:
         return _finish(argv, cmd, proc, recorder, interval, started_at, t0, stacks, end_reason, hang_timeout,
-                       cpu0)
+                       cpu0, time_limit if timed_out else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], recorder: Recorder,
             interval: float, started_at: str, t0: float, stacks: dict[str, str], end_reason: str | None,
-            hang_timeout: float | None, cpu0: float) -> Recording:
+            hang_timeout: float | None, cpu0: float, timed_out: float | None = None) -> Recording:
     """Turn what the recorder collected into the Recording (how the job ended, notes)."""
     rc = exit_code_of(proc.returncode)
     rec = Recording(command=list(argv), started_at=started_at, duration_s=round(time.perf_counter() - t0, 3),
@@ -260,7 +280,10 @@ def _finish(argv: list[str], cmd: list[str], proc: subprocess.Popen[bytes], reco
         crashed = proc.returncode < 0 or (rc != 0 and rec.job_info.get("python_exception"))
         end_reason = END_CRASHED if crashed else END_EXITED
     rec.end_reason = end_reason
-    if end_reason == END_HUNG:
+    if timed_out is not None:
+        rec.notes.append(f"the job ran past its time limit of {timed_out:g} s: the doctor dumped the "
+                         f"stacks of {len(stacks)} process(es) and ended it")
+    elif end_reason == END_HUNG:
         rec.notes.append(f"no step progress for {hang_timeout:g} s while the job's CPU was idle: the "
                          f"doctor dumped the stacks of {len(stacks)} process(es) and ended the job")
     return rec

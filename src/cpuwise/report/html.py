@@ -14,9 +14,11 @@ from cpuwise._schema import Recording
 from cpuwise.diagnose.findings import Finding
 from cpuwise.diagnose.metrics import Metrics, measure
 from cpuwise.diagnose.nodes import node_view, nodes_of
+from cpuwise.diagnose.trials import TryFixes
 from cpuwise.report import summary as sm
 from cpuwise.report import svg
 from cpuwise.report.style import CSS
+from cpuwise.report.trials import trials_html
 
 ROLE_COLORS = {"main": "#2e86ab", "rank": "#1b4f72", "worker": "#e4572e", "ray-worker": "#f3a712",
                "ray-idle": "#c9b79c", "ray-system": "#5d576b", "child": "#8e6c8a"}
@@ -302,11 +304,13 @@ def _stacks(rec: Recording) -> str:
     )
 
 
-def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = None) -> str:
+def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = None,
+                trials: TryFixes | None = None) -> str:
     """The whole report as one HTML document.
 
     Args:
         m: `measure(rec)`, when the caller has it already (as `diagnose` took it).
+        trials: what `--try-fixes` measured: a table after the verdict.
     """
     m = measure(rec) if m is None else m
     rec = sm.cleaned(rec, m)
@@ -327,6 +331,10 @@ def render_html(rec: Recording, findings: list[Finding], m: Metrics | None = Non
         f"sampled every {rec.interval_s:g} s; {m.usable_cores} usable cores "
         f"({escape(str(rec.host.get('cpu_model', '?')))}). {escape(sm.gpu_text(rec, m))}</p></header>",
         verdict,
+        _section("Measured what-ifs (--try-fixes)", trials_html(trials),
+                 "Each change run as a fresh process tree for the same steps; samples/s after the warm-up. "
+                 "The upper bound replays real batches without the input pipeline: the most any data fix "
+                 "can give.") if trials is not None else "",
         _section("Findings", "".join(_finding_html(i, f) for i, f in enumerate(findings, 1))),
         _section(
             "Step time",

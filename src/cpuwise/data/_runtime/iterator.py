@@ -160,7 +160,7 @@ class PipelineIterator:
         self.wait_s += t1 - t0
         self.items_out += 1
         if _channel.ACTIVE:
-            _channel.note_next(t0, t1, stream=id(self))
+            _channel.note_next(t0, t1, stream=id(self), item=item)
             if t1 >= self._next_emit:
                 self._next_emit = t1 + EMIT_INTERVAL_S
                 _channel.emit("pipeline_stats", self.stats())

@@ -92,7 +92,7 @@ def _make_class() -> Any:
                     batch = next(self._it)
                 self._served += 1
                 if self._report and _channel.ACTIVE:  # one getitem, not a loop: timed by hand
-                    _channel.note_next(t0, time.perf_counter(), stream=id(self))
+                    _channel.note_next(t0, time.perf_counter(), stream=id(self), item=batch)
                 return _batch(batch)
 
         def _start(self, epoch: int) -> None:

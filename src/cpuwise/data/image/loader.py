@@ -365,7 +365,7 @@ class GpuLoader:
                         self.rates.wait_s += t_exit - t_enter
                 last_exit = t_exit
                 if channel.ACTIVE:
-                    channel.note_next(t_enter, t_exit, stream=id(self))
+                    channel.note_next(t_enter, t_exit, stream=id(self), item=x)
                     self._emit()
                 yield x, y
         finally:

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable
 
 from cpuwise import _channel as channel
-from cpuwise.monitor.instrument import hooks
+from cpuwise.monitor.instrument import hooks, trial
 
 _done = False
 _streams = itertools.count(1)
@@ -79,6 +79,8 @@ def _patch_iter(base: Any) -> None:
         self._cpuwise_t_init = time.perf_counter()
         orig_init(self, loader, *args, **kwargs)
         self._cpuwise_stream = next(_streams)
+        self._cpuwise_loader = id(loader)  # a --try-fixes upper bound replays per loader
+        self._cpuwise_replayed = 0
         if channel.ACTIVE:
             channel.emit("dataloader", loader_settings(loader))
             report_pools("main")
@@ -98,18 +100,73 @@ def _patch_iter(base: Any) -> None:
             self._cpuwise_t_init = None
             t0 = t_init
         try:
-            out = orig_next(self)
+            out = orig_next(self) if not trial.replaying() else self._cpuwise_replay()
         except StopIteration:
             channel.note_next(t0, time.perf_counter(), source="dataloader",
                               stream=getattr(self, "_cpuwise_stream", 0), end=True)
             raise
         channel.note_next(t0, time.perf_counter(), source="dataloader",
-                          stream=getattr(self, "_cpuwise_stream", 0))
+                          stream=getattr(self, "_cpuwise_stream", 0), item=out)
         return out
 
+    def _cpuwise_replay(self: Any) -> Any:
+        """The upper bound of --try-fixes: keep the first batches this loader delivers (as it delivers
+        them: collated, pinned), then hand them out again, one epoch's length per iterator, without
+        running the loader."""
+        cache = trial.replay_cache(getattr(self, "_cpuwise_loader", 0))
+        n = self._cpuwise_replayed  # deliveries of this iterator, real or replayed
+        if len(cache) < trial.replaying():
+            out = orig_next(self)
+            cache.append(out)
+            self._cpuwise_replayed = n + 1
+            return out
+        try:
+            length: int | None = len(self)
+        except TypeError:  # an IterableDataset without a length: replay until the trial stops
+            length = None
+        if length is not None and n >= length:
+            raise StopIteration
+        self._cpuwise_replayed = n + 1
+        return cache[n % len(cache)]
+
     base.__init__ = __init__
+    base._cpuwise_replay = _cpuwise_replay
     base.__next__ = __next__
     base._reset = _reset
+
+
+def _replayed(loader: Any, cache: list[Any]) -> Any:
+    """An epoch of the upper bound's replay: the kept batches again, no workers started."""
+    stream = next(_streams)
+    try:
+        length: int | None = len(loader)
+    except TypeError:
+        length = None
+    n = 0
+    while length is None or n < length:
+        t0 = time.perf_counter()
+        out = cache[n % len(cache)]
+        channel.note_next(t0, time.perf_counter(), source="dataloader", stream=stream, item=out)
+        n += 1
+        yield out
+    t = time.perf_counter()
+    channel.note_next(t, t, source="dataloader", stream=stream, end=True)
+
+
+def _patch_loader_iter(loader_cls: Any) -> None:
+    """Once a loader's batches are kept (a --try-fixes upper bound), its next epochs replay them."""
+    orig_iter = loader_cls.__iter__
+
+    @functools.wraps(orig_iter)
+    def __iter__(self: Any) -> Any:
+        keep = trial.replaying()
+        if keep:
+            cache = trial.replay_cache(id(self))
+            if len(cache) >= keep:
+                return _replayed(self, cache)
+        return orig_iter(self)
+
+    loader_cls.__iter__ = __iter__
 
 
 def _patch_worker_loop(worker_mod: Any) -> None:
@@ -124,8 +181,13 @@ def _patch_worker_loop(worker_mod: Any) -> None:
             user_init = bound.arguments.get("init_fn")
 
             def init_fn(worker_id: int) -> None:
+                capped = trial.OV is not None and sys.modules.get("torch") is not None
+                if capped:  # a --try-fixes trial's thread caps hold whatever the job's init sets
+                    trial.in_worker(sys.modules["torch"])
                 if user_init is not None:
                     user_init(worker_id)
+                if capped:
+                    trial.in_worker(sys.modules["torch"])
                 report_pools("worker")
 
             bound.arguments["init_fn"] = init_fn
@@ -270,6 +332,9 @@ def patch_all() -> None:
     import torch.utils.data.dataloader as dl
 
     _patch_iter(dl._BaseDataLoaderIter)
+    trial.patch_torch(torch, dl.DataLoader)
+    if trial.replaying():
+        _patch_loader_iter(dl.DataLoader)
     _patch_worker_loop(worker_mod)
     _patch_sync(torch)
     _patch_distributed(torch)

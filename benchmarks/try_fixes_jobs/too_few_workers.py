@@ -1,0 +1,51 @@
+"""tests/scenarios/torch_jpeg_no_workers.py for the benchmark: JPEGs decoded per sample in the main process
+(no workers), a small CNN. SYNTHETIC=1: the hand-written synthetic-data version."""
+
+import os
+
+import numpy as np
+import torch
+from _data import decode_crop, jpegs
+from _loop import epochs, run, synthetic
+from torch.utils.data import DataLoader, Dataset
+
+BATCH = 32
+
+
+class Photos(Dataset):
+    def __init__(self, files: list[bytes]) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files) * 8
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        rng = np.random.default_rng(i)
+        x = decode_crop(self.files[i % len(self.files)], rng)
+        x = (x - 0.45) / 0.225
+        return torch.from_numpy(x), i % 10
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # main threads
+    model = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def step(x, y):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    if os.environ.get("SYNTHETIC"):
+        batches = synthetic(torch.randn(BATCH, 3, 224, 224), torch.randint(0, 10, (BATCH,)))
+    else:
+        loader = DataLoader(Photos(jpegs(48)), batch_size=BATCH, shuffle=True, num_workers=0)
+        batches = epochs(loader)
+    run(batches, step)
+
+
+if __name__ == "__main__":
+    main()
