@@ -2,12 +2,17 @@
 (no workers), a small CNN. SYNTHETIC=1: the hand-written synthetic-data version."""
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from _data import decode_crop, jpegs
-from _loop import epochs, run, synthetic
-from torch.utils.data import DataLoader, Dataset
+
+# the scenario corpus's JPEGs and decode (tests/scenarios/_data.py), shared with the scripts these copy
+sys.path.append(str(Path(__file__).resolve().parents[2] / "tests" / "scenarios"))
+from _data import decode_crop, jpegs  # noqa: E402
+from _loop import epochs, run, synthetic  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 BATCH = 32
 
